@@ -1,0 +1,169 @@
+/**
+ * The non-linear kernels of a decoder forward pass (everything but the
+ * matrix products): embedding gather, norms, RoPE, attention, element-wise
+ * ops and the fused log-softmax + NLL. Pipelines are compiled once per device;
+ * each `encode*` records one dispatch into the caller's compute pass, with its
+ * parameters taken from a per-forward uniform arena.
+ */
+import embedWgsl from '../../shaders/embed.wgsl?raw';
+import normWgsl from '../../shaders/norm.wgsl?raw';
+import ropeWgsl from '../../shaders/rope.wgsl?raw';
+import attentionWgsl from '../../shaders/attention.wgsl?raw';
+import elementwiseWgsl from '../../shaders/elementwise.wgsl?raw';
+import nllWgsl from '../../shaders/nll.wgsl?raw';
+
+/** Splits a 1-D workgroup count over x and y so neither exceeds the adapter's limit. */
+export function dispatch2d(workgroups: number, maxPerDim: number): [number, number] {
+  if (workgroups <= maxPerDim) return [Math.max(1, workgroups), 1];
+  const y = Math.ceil(workgroups / maxPerDim);
+  return [Math.ceil(workgroups / y), y];
+}
+
+/**
+ * Uniform parameters for one forward pass, packed in 256-byte slots of one
+ * buffer that is written once before the pass is submitted.
+ */
+export class UniformArena {
+  private readonly slot: number;
+  private readonly data: ArrayBuffer;
+  private used = 0;
+  readonly buffer: GPUBuffer;
+
+  constructor(private readonly device: GPUDevice, readonly slots: number) {
+    this.slot = Math.max(256, device.limits.minUniformBufferOffsetAlignment);
+    this.data = new ArrayBuffer(this.slot * slots);
+    this.buffer = device.createBuffer({
+      size: this.slot * slots,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      label: 'uniform arena',
+    });
+  }
+
+  reset(): void {
+    this.used = 0;
+  }
+
+  /** Reserves a slot and fills it: u32 values by default, f32 where `floats` marks the index. */
+  push(values: number[], floats: number[] = []): GPUBufferBinding {
+    if (this.used >= this.slots) throw new Error(`uniform arena full (${this.slots} slots): raise its size`);
+    const offset = this.used * this.slot;
+    const u = new Uint32Array(this.data, offset, 16);
+    const f = new Float32Array(this.data, offset, 16);
+    u.fill(0);
+    values.forEach((v, i) => {
+      if (floats.includes(i)) f[i] = v;
+      else u[i] = v >>> 0;
+    });
+    this.used++;
+    return { buffer: this.buffer, offset, size: 64 };
+  }
+
+  /** Writes the used slots to the GPU; call before submitting the commands that read them. */
+  flush(): void {
+    if (this.used) this.device.queue.writeBuffer(this.buffer, 0, this.data, 0, this.used * this.slot);
+  }
+
+  destroy(): void {
+    this.buffer.destroy();
+  }
+}
+
+type Bindings = (GPUBuffer | GPUBufferBinding)[];
+
+export class DecoderKernels {
+  private readonly pipelines: Record<'embed' | 'norm' | 'rope' | 'attention' | 'elementwise' | 'nll', GPUComputePipeline>;
+  private readonly maxDim: number;
+  /** A 16-byte buffer bound where a kernel's optional input is unused. */
+  readonly dummy: GPUBuffer;
+
+  constructor(readonly device: GPUDevice) {
+    const make = (code: string, label: string) =>
+      device.createComputePipeline({
+        layout: 'auto',
+        label,
+        compute: { module: device.createShaderModule({ code, label }), entryPoint: 'main' },
+      });
+    this.pipelines = {
+      embed: make(embedWgsl, 'embed'),
+      norm: make(normWgsl, 'norm'),
+      rope: make(ropeWgsl, 'rope'),
+      attention: make(attentionWgsl, 'attention'),
+      elementwise: make(elementwiseWgsl, 'elementwise'),
+      nll: make(nllWgsl, 'nll'),
+    };
+    this.maxDim = device.limits.maxComputeWorkgroupsPerDimension;
+    this.dummy = device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE, label: 'unused binding' });
+  }
+
+  private run(pass: GPUComputePassEncoder, name: keyof DecoderKernels['pipelines'], bindings: Bindings, workgroups: number): void {
+    const pipeline = this.pipelines[name];
+    const bindGroup = this.device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: bindings.map((b, binding) => ({ binding, resource: 'buffer' in b ? b : { buffer: b } })),
+    });
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    const [x, y] = dispatch2d(workgroups, this.maxDim);
+    pass.dispatchWorkgroups(x, y);
+  }
+
+  /** x[M, D] = tokens[ids] (+ positions[pastLen + m]). */
+  embed(pass: GPUComputePassEncoder, arena: UniformArena, a: { rows: number; dim: number; pastLen: number; ids: GPUBuffer; tokens: GPUBuffer; positions: GPUBuffer | null; out: GPUBuffer }): void {
+    const params = arena.push([a.rows, a.dim, a.pastLen, a.positions ? 1 : 0]);
+    this.run(pass, 'embed', [params, a.ids, a.tokens, a.positions ?? this.dummy, a.out], Math.ceil((a.rows * a.dim) / 256));
+  }
+
+  /** y = norm(x) · weight (+ bias); kind 'rmsnorm' or 'layernorm'. */
+  norm(pass: GPUComputePassEncoder, arena: UniformArena, a: { rows: number; dim: number; eps: number; kind: 'rmsnorm' | 'layernorm'; x: GPUBuffer; weight: GPUBuffer; bias: GPUBuffer | null; out: GPUBuffer }): void {
+    const params = arena.push([a.rows, a.dim, a.eps, a.kind === 'layernorm' ? 1 : 0], [2]);
+    this.run(pass, 'norm', [params, a.x, a.weight, a.bias ?? this.dummy, a.out], a.rows);
+  }
+
+  /** In-place RoPE on x[M, heads·headDim] at positions pastLen + m. */
+  rope(pass: GPUComputePassEncoder, arena: UniformArena, a: { rows: number; heads: number; headDim: number; pastLen: number; x: GPUBuffer; table: GPUBuffer }): void {
+    const params = arena.push([a.rows, a.heads, a.headDim, a.pastLen]);
+    this.run(pass, 'rope', [params, a.x, a.table], Math.ceil((a.rows * a.heads * (a.headDim / 2)) / 256));
+  }
+
+  /** Causal GQA attention of M query rows against keys/values at positions 0 … pastLen + m. */
+  attention(pass: GPUComputePassEncoder, arena: UniformArena, a: { rows: number; heads: number; kvHeads: number; headDim: number; pastLen: number; q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer }): void {
+    if (a.headDim > 256) throw new Error(`head dimension ${a.headDim} is larger than the attention kernel's 256`);
+    const params = arena.push([a.rows, a.heads, a.kvHeads, a.headDim, a.pastLen, 1 / Math.sqrt(a.headDim)], [5]);
+    this.run(pass, 'attention', [params, a.q, a.k, a.v, a.out], a.rows * a.heads);
+  }
+
+  /** a = a + b (residual). */
+  add(pass: GPUComputePassEncoder, arena: UniformArena, count: number, a: GPUBuffer, b: GPUBuffer): void {
+    this.elementwise(pass, arena, count, 0, a, b);
+  }
+
+  /** gate = silu(gate) · up. */
+  swiglu(pass: GPUComputePassEncoder, arena: UniformArena, count: number, gate: GPUBuffer, up: GPUBuffer): void {
+    this.elementwise(pass, arena, count, 1, gate, up);
+  }
+
+  /** In-place GELU, tanh approximation ("gelu_new") or exact erf form. */
+  gelu(pass: GPUComputePassEncoder, arena: UniformArena, count: number, x: GPUBuffer, form: 'tanh' | 'erf'): void {
+    this.elementwise(pass, arena, count, form === 'tanh' ? 2 : 3, x, this.dummy);
+  }
+
+  /** dst[offset + i] = src[i] for i < count (a new row into the KV cache). */
+  copyInto(pass: GPUComputePassEncoder, arena: UniformArena, count: number, dst: GPUBuffer, offset: number, src: GPUBuffer): void {
+    this.elementwise(pass, arena, count, 4, dst, src, offset);
+  }
+
+  private elementwise(pass: GPUComputePassEncoder, arena: UniformArena, count: number, op: number, a: GPUBuffer, b: GPUBuffer, offset = 0): void {
+    const params = arena.push([count, op, offset]);
+    this.run(pass, 'elementwise', [params, a, b], Math.ceil(count / 256));
+  }
+
+  /** nll[targetOffset + r] and argmax for logits rows r < rows. */
+  nll(pass: GPUComputePassEncoder, arena: UniformArena, a: { rows: number; vocab: number; targetOffset: number; logits: GPUBuffer; targets: GPUBuffer; nll: GPUBuffer; argmax: GPUBuffer }): void {
+    const params = arena.push([a.rows, a.vocab, a.targetOffset]);
+    this.run(pass, 'nll', [params, a.logits, a.targets, a.nll, a.argmax], a.rows);
+  }
+
+  destroy(): void {
+    this.dummy.destroy();
+  }
+}

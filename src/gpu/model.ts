@@ -1,0 +1,320 @@
+/**
+ * The decoder executor: one DecoderConfig, its weights on the GPU (f32 or
+ * packed, through a LinearFactory), and a forward pass recorded into a few
+ * compute passes. It scores windows (per-position NLL and argmax, computed on
+ * the GPU: logits never leave it) and runs single-token decode steps against
+ * a KV cache.
+ *
+ * Buffers (rows ≤ maxRows, D = hidden, Q = heads·headDim, KV = kvHeads·headDim, I = intermediate):
+ *   x [rows, D] residual stream        xn [rows, D] normalized
+ *   q [rows, Q]   att [rows, Q]        kCache/vCache per layer [maxRows, KV]
+ *   h1, h2 [rows, I] MLP               tmp [rows, D] block outputs
+ *   logits [chunk, vocab]              nll, argmax [rows]
+ */
+import type { DecoderConfig } from '../core/decoder';
+import { blockLinears, linearShape } from '../core/decoder';
+import { ropeTable } from '../core/reference';
+import { DecoderKernels, UniformArena } from './kernels';
+import type { MemoryLedger } from './ledger';
+
+/** A linear layer y[m, n] = x[m, k] · Wᵀ (+ bias) on the GPU, f32 or packed. */
+export interface LinearLayer {
+  readonly n: number;
+  readonly k: number;
+  /** bytes this layer holds on the GPU (weights, scales, zero points, bias) */
+  readonly bytes: number;
+  /** a short description of the kernel variant, for results ("f32", "q4 g128 asym") */
+  readonly variant: string;
+  encode(pass: GPUComputePassEncoder, x: GPUBuffer, y: GPUBuffer, m: number): void;
+  destroy(): void;
+}
+
+/**
+ * Builds the GPU form of one linear layer from its f32 weight W[n, k].
+ * `name` is canonical ("layers.3.attn.q", "head"); the factory decides the format.
+ */
+export type LinearFactory = (name: string, weight: Float32Array, n: number, k: number, bias: Float32Array | null) => LinearLayer;
+
+/** Reads one canonical tensor as f32; resolves null when an optional tensor is absent. */
+export type TensorReader = (name: string) => Promise<Float32Array | null>;
+
+export interface ExecutorOptions {
+  /** longest window or context the executor will run (sizes activations and the KV cache) */
+  maxRows: number;
+  linear: LinearFactory;
+  /** rows of logits computed at once; defaults to what fits in 64 MiB */
+  headChunkRows?: number;
+  /** report progress while weights upload (tensor i of n) */
+  onLoad?: (done: number, total: number) => void;
+  signal?: AbortSignal;
+}
+
+interface Norm { weight: GPUBuffer; bias: GPUBuffer | null }
+interface Block {
+  attnNorm: Norm;
+  mlpNorm: Norm;
+  linears: Record<string, LinearLayer>;
+  kCache: GPUBuffer;
+  vCache: GPUBuffer;
+}
+
+export interface WindowScore {
+  /** per input position; 0 where not scored */
+  nll: Float32Array;
+  /** per input position, the most likely next token */
+  argmax: Uint32Array;
+}
+
+export class DecoderExecutor {
+  private readonly kernels: DecoderKernels;
+  private readonly arena: UniformArena;
+  private readonly buffers: Record<string, GPUBuffer> = {};
+  private readonly headChunk: number;
+  private destroyed = false;
+
+  private constructor(
+    readonly device: GPUDevice,
+    readonly ledger: MemoryLedger,
+    readonly config: DecoderConfig,
+    readonly maxRows: number,
+    private readonly embedTokens: GPUBuffer,
+    private readonly embedPositions: GPUBuffer | null,
+    private readonly blocks: Block[],
+    private readonly finalNorm: Norm,
+    readonly head: LinearLayer,
+    private readonly rope: GPUBuffer | null,
+    headChunkRows: number | undefined,
+  ) {
+    this.kernels = new DecoderKernels(device);
+    this.arena = new UniformArena(device, 32 + blocks.length * 24);
+    const c = config;
+    const f = (n: number) => n * 4;
+    const act = (name: string, bytes: number) => {
+      this.buffers[name] = ledger.createBuffer('activations', bytes, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, name);
+    };
+    const rows = maxRows;
+    act('x', f(rows * c.hiddenSize));
+    act('xn', f(rows * c.hiddenSize));
+    act('tmp', f(rows * c.hiddenSize));
+    act('q', f(rows * c.numHeads * c.headDim));
+    act('att', f(rows * c.numHeads * c.headDim));
+    act('kNew', f(c.numKvHeads * c.headDim));
+    act('vNew', f(c.numKvHeads * c.headDim));
+    act('h1', f(rows * c.intermediateSize));
+    act('h2', f(rows * c.intermediateSize));
+    act('ids', f(rows));
+    act('targets', f(rows));
+    act('nll', f(rows));
+    act('argmax', f(rows));
+    const byMemory = Math.max(1, Math.floor((64 * 2 ** 20) / f(c.vocabSize)));
+    const byBinding = Math.max(1, Math.floor(device.limits.maxStorageBufferBindingSize / f(c.vocabSize)));
+    this.headChunk = Math.min(rows, headChunkRows ?? byMemory, byBinding);
+    act('logits', f(this.headChunk * c.vocabSize));
+    if (this.headChunk < rows) act('headIn', f(this.headChunk * c.hiddenSize));
+    this.buffers.staging = ledger.createBuffer('scratch', f(rows) * 2, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'nll readback');
+  }
+
+  /** Uploads the model tensor by tensor (each f32 copy lives only while its layer is built). */
+  static async load(device: GPUDevice, ledger: MemoryLedger, config: DecoderConfig, read: TensorReader, options: ExecutorOptions): Promise<DecoderExecutor> {
+    const c = config;
+    const total = 4 + c.numLayers * (4 + blockLinears(c).length);
+    let done = 0;
+    const tick = () => {
+      options.signal?.throwIfAborted();
+      options.onLoad?.(++done, total);
+    };
+    const required = async (name: string, expected: number): Promise<Float32Array> => {
+      const t = await read(name);
+      if (!t) throw new Error(`the model has no tensor "${name}", which a ${c.family} model needs: the weights file does not match config.json`);
+      if (t.length !== expected) throw new Error(`tensor "${name}" has ${t.length} values where config.json implies ${expected}: the weights file does not match config.json`);
+      return t;
+    };
+    const uploadVector = async (name: string, n: number, optional: boolean): Promise<GPUBuffer | null> => {
+      const t = optional ? await read(name) : await required(name, n);
+      if (!t) return null;
+      return ledger.upload('weights', t, name);
+    };
+    const norm = async (prefix: string): Promise<Norm> => {
+      const weight = (await uploadVector(`${prefix}.weight`, c.hiddenSize, false))!;
+      const bias = c.norm === 'layernorm' ? await uploadVector(`${prefix}.bias`, c.hiddenSize, false) : null;
+      return { weight, bias };
+    };
+    const built: { release(): void }[] = [];
+    try {
+      const tokensF32 = await required('embed.tokens', c.vocabSize * c.hiddenSize);
+      const embedTokens = ledger.upload('weights', tokensF32, 'embed.tokens');
+      built.push({ release: () => ledger.release(embedTokens) });
+      tick();
+      let embedPositions: GPUBuffer | null = null;
+      if (c.positions === 'learned') {
+        embedPositions = ledger.upload('weights', await required('embed.positions', c.maxPositions * c.hiddenSize), 'embed.positions');
+        built.push({ release: () => ledger.release(embedPositions) });
+      }
+      tick();
+      const blocks: Block[] = [];
+      for (let i = 0; i < c.numLayers; i++) {
+        const attnNorm = await norm(`layers.${i}.attn_norm`);
+        tick();
+        const mlpNorm = await norm(`layers.${i}.mlp_norm`);
+        tick();
+        const linears: Record<string, LinearLayer> = {};
+        for (const l of blockLinears(c)) {
+          const [n, k] = linearShape(c, l);
+          const name = `layers.${i}.${l}`;
+          const w = await required(`${name}.weight`, n * k);
+          const hasBias = l === 'attn.o' ? c.attnOutBias : l.startsWith('attn.') ? c.attnBias : c.mlpBias;
+          const bias = hasBias ? await required(`${name}.bias`, n) : null;
+          linears[l] = options.linear(name, w, n, k, bias);
+          built.push(linears[l] ? { release: () => linears[l].destroy() } : { release: () => {} });
+          tick();
+        }
+        const kvBytes = options.maxRows * c.numKvHeads * c.headDim * 4;
+        const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+        const kCache = ledger.createBuffer('kv', kvBytes, usage, `layers.${i}.k_cache`);
+        const vCache = ledger.createBuffer('kv', kvBytes, usage, `layers.${i}.v_cache`);
+        blocks.push({ attnNorm, mlpNorm, linears, kCache, vCache });
+        tick();
+      }
+      const finalNorm = await norm('final_norm');
+      tick();
+      const headWeight = c.tiedEmbeddings ? tokensF32 : await required('head.weight', c.vocabSize * c.hiddenSize);
+      const head = options.linear('head', headWeight, c.vocabSize, c.hiddenSize, null);
+      tick();
+      const rope = c.positions === 'rope' ? ledger.upload('weights', ropeTable(options.maxRows, c.headDim, c.ropeTheta), 'rope table') : null;
+      return new DecoderExecutor(device, ledger, c, options.maxRows, embedTokens, embedPositions, blocks, finalNorm, head, rope, options.headChunkRows);
+    } catch (error) {
+      for (const b of built) b.release();
+      throw error;
+    }
+  }
+
+  /** Bytes of all weights on the GPU (packed where quantized). */
+  weightBytes(): number {
+    return this.ledger.snapshot().current.weights;
+  }
+
+  /** Kernel variants in use, for the result record. */
+  variants(): string[] {
+    const set = new Set<string>();
+    for (const b of this.blocks) for (const l of Object.values(b.linears)) set.add(l.variant);
+    set.add(`head ${this.head.variant}`);
+    return [...set];
+  }
+
+  /**
+   * Runs `ids` (rows ≤ maxRows) at positions pastLen … pastLen + rows − 1 and
+   * scores each position's prediction of targets[m] (−1 = not scored).
+   * With `capture`, the residual stream after the embeddings and after each
+   * block, and the final norm's output, are copied out (tests and debugging).
+   */
+  async forward(ids: Int32Array, targets: Int32Array, pastLen = 0, capture?: (name: string, rows: Float32Array) => void): Promise<WindowScore> {
+    if (this.destroyed) throw new Error('this model was unloaded; load it again');
+    const rows = ids.length;
+    const c = this.config;
+    if (rows < 1 || rows + pastLen > this.maxRows) throw new Error(`a window of ${rows} tokens at position ${pastLen} does not fit the executor's ${this.maxRows} positions`);
+    for (const id of ids) if (id < 0 || id >= c.vocabSize) throw new Error(`token id ${id} is outside the vocabulary of ${c.vocabSize}`);
+    const { device, kernels, arena } = this;
+    const B = this.buffers;
+    device.queue.writeBuffer(B.ids, 0, Uint32Array.from(ids));
+    device.queue.writeBuffer(B.targets, 0, targets);
+    arena.reset();
+    const encoder = device.createCommandEncoder({ label: 'forward' });
+    const captures: { name: string; buffer: GPUBuffer; bytes: number }[] = [];
+    let pass = encoder.beginComputePass();
+    const snapshot = (name: string, source: GPUBuffer) => {
+      if (!capture) return;
+      pass.end();
+      const bytes = rows * c.hiddenSize * 4;
+      const buffer = device.createBuffer({ size: bytes, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ, label: `capture ${name}` });
+      encoder.copyBufferToBuffer(source, 0, buffer, 0, bytes);
+      captures.push({ name, buffer, bytes });
+      pass = encoder.beginComputePass();
+    };
+
+    const D = c.hiddenSize;
+    const kvDim = c.numKvHeads * c.headDim;
+    kernels.embed(pass, arena, { rows, dim: D, pastLen, ids: B.ids, tokens: this.embedTokens, positions: this.embedPositions, out: B.x });
+    snapshot('hidden.0', B.x);
+    this.blocks.forEach((block, i) => {
+      const L = block.linears;
+      const norm = (n: Norm) => kernels.norm(pass, arena, { rows, dim: D, eps: c.normEps, kind: c.norm, x: B.x, weight: n.weight, bias: n.bias, out: B.xn });
+      norm(block.attnNorm);
+      L['attn.q'].encode(pass, B.xn, B.q, rows);
+      const kOut = pastLen === 0 ? block.kCache : B.kNew;
+      const vOut = pastLen === 0 ? block.vCache : B.vNew;
+      if (pastLen !== 0 && rows !== 1) throw new Error('decode steps take one token at a time');
+      L['attn.k'].encode(pass, B.xn, kOut, rows);
+      L['attn.v'].encode(pass, B.xn, vOut, rows);
+      if (this.rope) {
+        kernels.rope(pass, arena, { rows, heads: c.numHeads, headDim: c.headDim, pastLen, x: B.q, table: this.rope });
+        kernels.rope(pass, arena, { rows, heads: c.numKvHeads, headDim: c.headDim, pastLen, x: kOut, table: this.rope });
+      }
+      if (pastLen !== 0) {
+        kernels.copyInto(pass, arena, kvDim, block.kCache, pastLen * kvDim, B.kNew);
+        kernels.copyInto(pass, arena, kvDim, block.vCache, pastLen * kvDim, B.vNew);
+      }
+      kernels.attention(pass, arena, { rows, heads: c.numHeads, kvHeads: c.numKvHeads, headDim: c.headDim, pastLen, q: B.q, k: block.kCache, v: block.vCache, out: B.att });
+      L['attn.o'].encode(pass, B.att, B.tmp, rows);
+      kernels.add(pass, arena, rows * D, B.x, B.tmp);
+      norm(block.mlpNorm);
+      const I = c.intermediateSize;
+      if (c.mlp === 'swiglu') {
+        L['mlp.gate'].encode(pass, B.xn, B.h1, rows);
+        L['mlp.up'].encode(pass, B.xn, B.h2, rows);
+        kernels.swiglu(pass, arena, rows * I, B.h1, B.h2);
+      } else {
+        L['mlp.up'].encode(pass, B.xn, B.h1, rows);
+        kernels.gelu(pass, arena, rows * I, B.h1, c.activation === 'gelu' ? 'erf' : 'tanh');
+      }
+      L['mlp.down'].encode(pass, B.h1, B.tmp, rows);
+      kernels.add(pass, arena, rows * D, B.x, B.tmp);
+      snapshot(`hidden.${i + 1}`, B.x);
+    });
+    kernels.norm(pass, arena, { rows, dim: D, eps: c.normEps, kind: c.norm, x: B.x, weight: this.finalNorm.weight, bias: this.finalNorm.bias, out: B.xn });
+    snapshot('final_norm', B.xn);
+    for (let start = 0; start < rows; start += this.headChunk) {
+      const n = Math.min(this.headChunk, rows - start);
+      let input = B.xn;
+      if (start > 0 || n < rows) {
+        pass.end();
+        encoder.copyBufferToBuffer(B.xn, start * D * 4, B.headIn, 0, n * D * 4);
+        pass = encoder.beginComputePass();
+        input = B.headIn;
+      }
+      this.head.encode(pass, input, B.logits, n);
+      kernels.nll(pass, arena, { rows: n, vocab: c.vocabSize, targetOffset: start, logits: B.logits, targets: B.targets, nll: B.nll, argmax: B.argmax });
+    }
+    pass.end();
+    encoder.copyBufferToBuffer(B.nll, 0, B.staging, 0, rows * 4);
+    encoder.copyBufferToBuffer(B.argmax, 0, B.staging, this.maxRows * 4, rows * 4);
+    arena.flush();
+    device.queue.submit([encoder.finish()]);
+    await B.staging.mapAsync(GPUMapMode.READ);
+    const mapped = B.staging.getMappedRange();
+    const nll = new Float32Array(mapped.slice(0, rows * 4));
+    const argmax = new Uint32Array(mapped.slice(this.maxRows * 4, this.maxRows * 4 + rows * 4));
+    B.staging.unmap();
+    for (const cap of captures) {
+      await cap.buffer.mapAsync(GPUMapMode.READ);
+      capture!(cap.name, new Float32Array(cap.buffer.getMappedRange().slice(0)));
+      cap.buffer.destroy();
+    }
+    return { nll, argmax };
+  }
+
+  /** Frees every GPU buffer this executor holds. */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    const ledger = this.ledger;
+    for (const b of Object.values(this.buffers)) ledger.release(b);
+    for (const block of this.blocks) {
+      for (const l of Object.values(block.linears)) l.destroy();
+      for (const b of [block.attnNorm.weight, block.attnNorm.bias, block.mlpNorm.weight, block.mlpNorm.bias, block.kCache, block.vCache]) ledger.release(b);
+    }
+    for (const b of [this.embedTokens, this.embedPositions, this.finalNorm.weight, this.finalNorm.bias, this.rope]) ledger.release(b);
+    this.head.destroy();
+    this.kernels.destroy();
+    this.arena.destroy();
+  }
+}

@@ -17,7 +17,7 @@
  *   layers.{i}.attn.v.weight     [kvHeads·headDim, hidden]
  *   layers.{i}.attn.o.weight     [hidden, heads·headDim]    (.bias when attnOutBias)
  *   layers.{i}.mlp_norm.weight   [hidden]   (.bias for layernorm)
- *   layers.{i}.mlp.gate.weight   [intermediate, hidden]     (swiglu only)
+ *   layers.{i}.mlp.gate.weight   [intermediate, hidden]     (swiglu only; .bias when mlpBias)
  *   layers.{i}.mlp.up.weight     [intermediate, hidden]     (.bias when mlpBias)
  *   layers.{i}.mlp.down.weight   [hidden, intermediate]     (.bias when mlpBias)
  *   final_norm.weight            [hidden]   (.bias for layernorm)
@@ -26,6 +26,20 @@
 export type NormKind = 'rmsnorm' | 'layernorm';
 export type PositionKind = 'rope' | 'learned';
 export type MlpKind = 'swiglu' | 'gelu';
+/**
+ * The MLP's nonlinearity: swiglu uses silu(gate)·up; the plain (GPT-2) MLP uses
+ * gelu — exact erf ('gelu') or the tanh approximation ('gelu_tanh', GPT-2's gelu_new).
+ */
+export type Activation = 'silu' | 'gelu' | 'gelu_tanh';
+
+/**
+ * RoPE frequency scaling, as HF's `rope_scaling`; null = plain RoPE.
+ *  - linear: every inverse frequency divided by `factor` (position interpolation)
+ *  - llama3: Llama 3.1's piecewise rescaling of low frequencies
+ */
+export type RopeScaling =
+  | { type: 'linear'; factor: number }
+  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number };
 
 export interface DecoderConfig {
   /** architecture family, the `model_type` of config.json */
@@ -44,11 +58,14 @@ export interface DecoderConfig {
   /** RoPE base frequency (rope only) */
   ropeTheta: number;
   mlp: MlpKind;
+  activation: Activation;
+  /** RoPE frequency scaling (rope only); null when none */
+  ropeScaling: RopeScaling | null;
   /** q/k/v projections carry a bias */
   attnBias: boolean;
   /** the attention output projection carries a bias */
   attnOutBias: boolean;
-  /** up/down projections carry a bias */
+  /** up/down (and gate) projections carry a bias */
   mlpBias: boolean;
   tiedEmbeddings: boolean;
   bosTokenId: number | null;
@@ -77,4 +94,38 @@ export function linearShape(config: DecoderConfig, linear: string): [number, num
     case 'mlp.down': return [d, config.intermediateSize];
     default: throw new Error(`unknown linear layer "${linear}"`);
   }
+}
+
+/** A canonical tensor the executor needs, with its shape. */
+export interface CanonicalTensor {
+  name: string;
+  shape: number[];
+}
+
+/**
+ * Every canonical tensor a model with this config has, in the order the
+ * executor meets them (embeddings, blocks 0..n−1, final norm, head).
+ */
+export function canonicalTensors(config: DecoderConfig): CanonicalTensor[] {
+  const d = config.hiddenSize;
+  const out: CanonicalTensor[] = [{ name: 'embed.tokens', shape: [config.vocabSize, d] }];
+  if (config.positions === 'learned') out.push({ name: 'embed.positions', shape: [config.maxPositions, d] });
+  const norm = (name: string): void => {
+    out.push({ name: `${name}.weight`, shape: [d] });
+    if (config.norm === 'layernorm') out.push({ name: `${name}.bias`, shape: [d] });
+  };
+  const linears = blockLinears(config);
+  for (let i = 0; i < config.numLayers; i++) {
+    norm(`layers.${i}.attn_norm`);
+    for (const linear of linears) {
+      if (linear === 'mlp.gate' || (linear === 'mlp.up' && config.mlp !== 'swiglu')) norm(`layers.${i}.mlp_norm`);
+      const shape = linearShape(config, linear);
+      out.push({ name: `layers.${i}.${linear}.weight`, shape });
+      const hasBias = linear === 'attn.o' ? config.attnOutBias : linear.startsWith('attn.') ? config.attnBias : config.mlpBias;
+      if (hasBias) out.push({ name: `layers.${i}.${linear}.bias`, shape: [shape[0]] });
+    }
+  }
+  norm('final_norm');
+  if (!config.tiedEmbeddings) out.push({ name: 'head.weight', shape: [config.vocabSize, d] });
+  return out;
 }

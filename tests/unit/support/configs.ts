@@ -1,0 +1,52 @@
+/** config.json objects with the keys transformers writes, scaled down for tests. */
+
+/** Keys as transformers' LlamaConfig writes them (TinyLlama-like, scaled down). */
+export const llamaConfigJson = {
+  architectures: ['LlamaForCausalLM'],
+  attention_bias: false,
+  attention_dropout: 0.0,
+  bos_token_id: 1,
+  eos_token_id: 2,
+  hidden_act: 'silu',
+  hidden_size: 64,
+  initializer_range: 0.02,
+  intermediate_size: 172,
+  max_position_embeddings: 256,
+  mlp_bias: false,
+  model_type: 'llama',
+  num_attention_heads: 4,
+  num_hidden_layers: 2,
+  num_key_value_heads: 2,
+  pretraining_tp: 1,
+  rms_norm_eps: 1e-5,
+  rope_scaling: null,
+  rope_theta: 10000.0,
+  tie_word_embeddings: false,
+  torch_dtype: 'float32',
+  transformers_version: '4.46.0',
+  use_cache: true,
+  vocab_size: 300,
+};
+
+/** Keys as transformers' GPT2Config writes them (the `gpt2` repo's config.json, scaled down). */
+export const gpt2ConfigJson = {
+  activation_function: 'gelu_new',
+  architectures: ['GPT2LMHeadModel'],
+  attn_pdrop: 0.1,
+  bos_token_id: 50256,
+  embd_pdrop: 0.1,
+  eos_token_id: 50256,
+  initializer_range: 0.02,
+  layer_norm_epsilon: 1e-5,
+  model_type: 'gpt2',
+  n_ctx: 128,
+  n_embd: 48,
+  n_head: 4,
+  n_inner: null,
+  n_layer: 2,
+  n_positions: 128,
+  resid_pdrop: 0.1,
+  summary_activation: null,
+  task_specific_params: { 'text-generation': { do_sample: true, max_length: 50 } },
+  vocab_size: 50257,
+};

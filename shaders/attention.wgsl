@@ -1,7 +1,8 @@
-// Causal multi-head attention with grouped-query heads, one workgroup (64
-// invocations) per (query row, head), streaming over keys in tiles of 64 with
-// an online softmax (running max and sum), so any sequence length fits in a
-// fixed amount of workgroup memory.
+// Causal multi-head attention with grouped-query heads, one workgroup (TILE
+// invocations) per (query row, head), streaming over keys in tiles of TILE
+// with an online softmax (running max and sum), so any sequence length fits in
+// a fixed amount of workgroup memory. TILE is 64 on GPUs and small on CPU
+// adapters (src/gpu/tuning.ts). Invocation t owns output dims t, t+TILE, ...
 //
 //   out[m, h, :] = Σ_{j ≤ pastLen+m} softmax_j(scale · q[m,h,:]·k[j,g,:]) · v[j,g,:]
 //   with g = h / (heads / kvHeads) (the key/value head shared by the group).
@@ -19,11 +20,12 @@ struct Params { rows: u32, heads: u32, kvHeads: u32, headDim: u32, pastLen: u32,
 @group(0) @binding(3) var<storage, read> v: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
-const TILE: u32 = 64u;
+override TILE: u32 = 64u;
 const NEG: f32 = -3.0e38;
 var<workgroup> qs: array<f32, 256>;
-var<workgroup> probs: array<f32, 64>;
-var<workgroup> red: array<f32, 64>;
+var<workgroup> acc: array<f32, 256>;
+var<workgroup> probs: array<f32, TILE>;
+var<workgroup> red: array<f32, TILE>;
 
 fn reduceMax(t: u32, value: f32) -> f32 {
   red[t] = value;
@@ -49,7 +51,7 @@ fn reduceSum(t: u32, value: f32) -> f32 {
   return r;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(TILE)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
   let item = wid.x + wid.y * nwg.x;
@@ -62,13 +64,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let qBase = (m * p.heads + h) * hd;
   let kvStride = p.kvHeads * hd;
   let kvOff = g * hd;
-  for (var d = t; d < hd; d = d + TILE) { qs[d] = q[qBase + d] * p.scale; }
+  for (var d = t; d < hd; d = d + TILE) {
+    qs[d] = q[qBase + d] * p.scale;
+    acc[d] = 0.0;
+  }
   workgroupBarrier();
 
   let keys = p.pastLen + m + 1u;
   var runMax = NEG;
   var runSum = 0.0;
-  var acc = vec4<f32>(0.0);
   for (var start = 0u; start < keys; start = start + TILE) {
     let j = start + t;
     var s = NEG;
@@ -84,23 +88,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let tileSum = reduceSum(t, pj);
     let corr = exp(runMax - newMax);
     runSum = runSum * corr + tileSum;
-    acc = acc * corr;
     let count = min(TILE, keys - start);
-    for (var i = 0u; i < 4u; i = i + 1u) {
-      let d = t + i * TILE;
-      if (d < hd) {
-        var sum = 0.0;
-        for (var jj = 0u; jj < count; jj = jj + 1u) {
-          sum = sum + probs[jj] * v[(start + jj) * kvStride + kvOff + d];
-        }
-        acc[i] = acc[i] + sum;
+    for (var d = t; d < hd; d = d + TILE) {
+      var sum = 0.0;
+      for (var jj = 0u; jj < count; jj = jj + 1u) {
+        sum = sum + probs[jj] * v[(start + jj) * kvStride + kvOff + d];
       }
+      acc[d] = acc[d] * corr + sum;
     }
     runMax = newMax;
     workgroupBarrier();
   }
-  for (var i = 0u; i < 4u; i = i + 1u) {
-    let d = t + i * TILE;
-    if (d < hd) { out[qBase + d] = acc[i] / runSum; }
-  }
+  for (var d = t; d < hd; d = d + TILE) { out[qBase + d] = acc[d] / runSum; }
 }

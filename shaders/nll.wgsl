@@ -1,4 +1,4 @@
-// Fused log-softmax + negative log-likelihood, one workgroup (256) per row of
+// Fused log-softmax + negative log-likelihood, one workgroup (WG) per row of
 // logits [rows, vocab]: only the per-position loss leaves the GPU, never the logits.
 //   nll[r] = logsumexp(logits[r, :]) − logits[r, target[r]]    (0 where target[r] < 0)
 //   argmax[r] = index of the largest logit (for top-1 agreement)
@@ -16,11 +16,12 @@ struct Params { rows: u32, vocab: u32, targetOffset: u32 }
 @group(0) @binding(3) var<storage, read_write> nll: array<f32>;
 @group(0) @binding(4) var<storage, read_write> argmax: array<u32>;
 
-const WG: u32 = 256u;
-var<workgroup> redV: array<f32, 256>;
-var<workgroup> redI: array<u32, 256>;
+// Invocations per row (a power of two): wide on GPUs, narrow on CPU adapters (see src/gpu/tuning.ts).
+override WG: u32 = 256u;
+var<workgroup> redV: array<f32, WG>;
+var<workgroup> redI: array<u32, WG>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
   let r = wid.x + wid.y * nwg.x;

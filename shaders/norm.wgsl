@@ -1,7 +1,8 @@
 // Row normalization, one workgroup per row of x[M, D]:
 //   RMSNorm   (kind 0): y = x / sqrt(mean(x²) + eps) · weight
 //   LayerNorm (kind 1): y = (x − mean(x)) / sqrt(var(x) + eps) · weight + bias   (biased variance)
-// Statistics are accumulated in f32 with a tree reduction in workgroup memory.
+// Statistics are accumulated in f32 with a tree reduction in workgroup memory
+// over WG invocations per row.
 //
 // Bindings (group 0):
 //   0 uniform  params { rows: u32, dim: u32, eps: f32, kind: u32 }
@@ -16,8 +17,10 @@ struct Params { rows: u32, dim: u32, eps: f32, kind: u32 }
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
-const WG: u32 = 256u;
-var<workgroup> partial: array<f32, 256>;
+// Invocations per row: 256 on GPUs; small on CPU implementations (SwiftShader),
+// where every workgroup barrier switches between all invocations' fibers.
+override WG: u32 = 256u;
+var<workgroup> partial: array<f32, WG>;
 
 fn reduceSum(t: u32, value: f32) -> f32 {
   partial[t] = value;
@@ -34,7 +37,7 @@ fn reduceSum(t: u32, value: f32) -> f32 {
   return total;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
   let row = wid.x + wid.y * nwg.x;

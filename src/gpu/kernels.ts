@@ -9,8 +9,10 @@ import embedWgsl from '../../shaders/embed.wgsl?raw';
 import normWgsl from '../../shaders/norm.wgsl?raw';
 import ropeWgsl from '../../shaders/rope.wgsl?raw';
 import attentionWgsl from '../../shaders/attention.wgsl?raw';
+import attentionSerialWgsl from '../../shaders/attention_serial.wgsl?raw';
 import elementwiseWgsl from '../../shaders/elementwise.wgsl?raw';
 import nllWgsl from '../../shaders/nll.wgsl?raw';
+import { tuningFor, type KernelTuning } from './tuning';
 
 /** Splits a 1-D workgroup count over x and y so neither exceeds the adapter's limit. */
 export function dispatch2d(workgroups: number, maxPerDim: number): [number, number] {
@@ -71,25 +73,26 @@ export class UniformArena {
 type Bindings = (GPUBuffer | GPUBufferBinding)[];
 
 export class DecoderKernels {
-  private readonly pipelines: Record<'embed' | 'norm' | 'rope' | 'attention' | 'elementwise' | 'nll', GPUComputePipeline>;
+  private readonly pipelines: Record<'embed' | 'norm' | 'rope' | 'attention' | 'attentionSerial' | 'elementwise' | 'nll', GPUComputePipeline>;
   private readonly maxDim: number;
   /** A 16-byte buffer bound where a kernel's optional input is unused. */
   readonly dummy: GPUBuffer;
 
-  constructor(readonly device: GPUDevice) {
-    const make = (code: string, label: string) =>
+  constructor(readonly device: GPUDevice, readonly tuning: KernelTuning = tuningFor(device)) {
+    const make = (code: string, label: string, constants: Record<string, number> = {}) =>
       device.createComputePipeline({
         layout: 'auto',
         label,
-        compute: { module: device.createShaderModule({ code, label }), entryPoint: 'main' },
+        compute: { module: device.createShaderModule({ code, label }), entryPoint: 'main', constants },
       });
     this.pipelines = {
       embed: make(embedWgsl, 'embed'),
-      norm: make(normWgsl, 'norm'),
+      norm: make(normWgsl, 'norm', { WG: tuning.reductionWidth }),
       rope: make(ropeWgsl, 'rope'),
-      attention: make(attentionWgsl, 'attention'),
+      attention: make(attentionWgsl, 'attention', { TILE: tuning.attentionTile }),
+      attentionSerial: make(attentionSerialWgsl, 'attention (serial)'),
       elementwise: make(elementwiseWgsl, 'elementwise'),
-      nll: make(nllWgsl, 'nll'),
+      nll: make(nllWgsl, 'nll', { WG: tuning.reductionWidth }),
     };
     this.maxDim = device.limits.maxComputeWorkgroupsPerDimension;
     this.dummy = device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE, label: 'unused binding' });
@@ -129,7 +132,11 @@ export class DecoderKernels {
   attention(pass: GPUComputePassEncoder, arena: UniformArena, a: { rows: number; heads: number; kvHeads: number; headDim: number; pastLen: number; q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer }): void {
     if (a.headDim > 256) throw new Error(`head dimension ${a.headDim} is larger than the attention kernel's 256`);
     const params = arena.push([a.rows, a.heads, a.kvHeads, a.headDim, a.pastLen, 1 / Math.sqrt(a.headDim)], [5]);
-    this.run(pass, 'attention', [params, a.q, a.k, a.v, a.out], a.rows * a.heads);
+    if (this.tuning.cpu && a.headDim % 4 === 0) {
+      this.run(pass, 'attentionSerial', [params, a.q, a.k, a.v, a.out], Math.ceil((a.rows * a.heads) / 64));
+    } else {
+      this.run(pass, 'attention', [params, a.q, a.k, a.v, a.out], a.rows * a.heads);
+    }
   }
 
   /** a = a + b (residual). */

@@ -14,6 +14,7 @@
 import type { DecoderConfig } from '../core/decoder';
 import { blockLinears, linearShape } from '../core/decoder';
 import { ropeTable } from '../core/reference';
+import { ropeInverseFrequencies } from '../core/rope';
 import { DecoderKernels, UniformArena } from './kernels';
 import type { MemoryLedger } from './ledger';
 
@@ -180,7 +181,7 @@ export class DecoderExecutor {
       const headWeight = c.tiedEmbeddings ? tokensF32 : await required('head.weight', c.vocabSize * c.hiddenSize);
       const head = options.linear('head', headWeight, c.vocabSize, c.hiddenSize, null);
       tick();
-      const rope = c.positions === 'rope' ? ledger.upload('weights', ropeTable(options.maxRows, c.headDim, c.ropeTheta), 'rope table') : null;
+      const rope = c.positions === 'rope' ? ledger.upload('weights', ropeTable(options.maxRows, c.headDim, c.ropeTheta, ropeInverseFrequencies(c)), 'rope table') : null;
       return new DecoderExecutor(device, ledger, c, options.maxRows, embedTokens, embedPositions, blocks, finalNorm, head, rope, options.headChunkRows);
     } catch (error) {
       for (const b of built) b.release();

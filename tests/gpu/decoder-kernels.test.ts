@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { dawnDevice } from '../helpers/dawn';
 import { maxRelError, randomF32, rng } from '../helpers/random';
 import { DecoderKernels, UniformArena } from '../../src/gpu/kernels';
+import { CPU_TUNING, GPU_TUNING } from '../../src/gpu/tuning';
 import { readF32, readBuffer } from '../../src/gpu/readback';
 import { attentionRef, geluTanhRef, nllRef, normRef, ropeRef, ropeTable, siluRef } from '../../src/core/reference';
 
@@ -30,13 +31,15 @@ function submit(record: (pass: GPUComputePassEncoder) => void): void {
   device.queue.submit([enc.finish()]);
 }
 
+// Both kernel shapes run here: the GPU one (wide workgroups, tree reductions)
+// and the CPU-adapter one (narrow workgroups, serial attention).
+for (const [tuningName, tuning] of [['GPU-shaped', GPU_TUNING], ['CPU-shaped', CPU_TUNING]] as const) describe(`decoder kernels (${tuningName}) match their CPU references`, () => {
 beforeAll(async () => {
   ({ device } = await dawnDevice());
-  kernels = new DecoderKernels(device);
+  kernels = new DecoderKernels(device, tuning);
   arena = new UniformArena(device, 64);
 });
 
-describe('decoder kernels match their CPU references', () => {
   it('embedding gather with learned positions', async () => {
     const vocab = 37, dim = 45, rows = 19, pastLen = 3;
     const tokens = randomF32(vocab * dim, 1), positions = randomF32(40 * dim, 2);

@@ -213,6 +213,7 @@ export class DecoderExecutor {
     const rows = ids.length;
     const c = this.config;
     if (rows < 1 || rows + pastLen > this.maxRows) throw new Error(`a window of ${rows} tokens at position ${pastLen} does not fit the executor's ${this.maxRows} positions`);
+    if (targets.length !== rows) throw new Error(`${targets.length} targets for ${rows} input tokens: give one target (or −1) per position`);
     for (const id of ids) if (id < 0 || id >= c.vocabSize) throw new Error(`token id ${id} is outside the vocabulary of ${c.vocabSize}`);
     const { device, kernels, arena } = this;
     const B = this.buffers;

@@ -1,0 +1,206 @@
+/**
+ * The lab, headless: `npm run lab -- <command> ...` on Node + Dawn.
+ *
+ *   sweep   run every combination of models × methods × protocols, print a
+ *           progress line per run and a table, write results.json and
+ *           results.csv to --out.
+ *
+ *   npm run lab -- sweep --model qlab-llama-6m,qlab-gpt2-6m --methods none,rtn \
+ *       --bits 8,4,3 --group 128 --protocol gptq,llamacpp [--slice N] [--out dir]
+ *
+ * --model     embedded ids (public/models/<id>) or model directories in the Hub layout
+ * --methods   none (the f32 baseline) and rtn
+ * --bits      RTN bit widths (2, 3, 4, 8)          --group  32, 64, 128 or row
+ * --schemes   explicit RTN schemes instead of bits × group, e.g. w8-row,w4-g128,w2-g64
+ * --sym       symmetric RTN (default asymmetric)   --head   quantize the output head too
+ * --protocol  gptq, llamacpp (window 512 unless --seqlen)
+ * --slice N   only the first N windows (default: the whole test set)
+ * --check-reference  compare embedded models with tests/fixtures/reference (PyTorch)
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { ExperimentSpec, MethodSpec, Result } from '../core/experiment';
+import { methodName } from '../core/experiment';
+import type { ProtocolName } from '../core/protocols';
+import { runExperiment } from '../lab/run';
+import { directorySource } from '../lab/source-node';
+import { loadModel } from '../lab/load';
+import { nodeDevice } from './dawn';
+
+/** The repository root: the nearest folder above this file with public/models (bundle or source). */
+function findRoot(): string {
+  let dir = resolve(new URL('.', import.meta.url).pathname);
+  for (let i = 0; i < 6; i++) {
+    if (existsSync(join(dir, 'public/models')) && existsSync(join(dir, 'package.json'))) return dir;
+    dir = resolve(dir, '..');
+  }
+  return process.cwd();
+}
+const root = findRoot();
+
+interface SweepArgs {
+  models: string[];
+  methods: string[];
+  bits: number[];
+  groups: (number | 'row')[];
+  schemes: string[];
+  symmetric: boolean;
+  head: boolean;
+  protocols: ProtocolName[];
+  seqlen: number;
+  slice: number | null;
+  out: string;
+  checkReference: boolean;
+}
+
+function usage(message: string): never {
+  console.error(`lab: ${message}\nsee the header of src/cli/lab.ts or the README for the commands.`);
+  process.exit(2);
+}
+
+function parseSweep(argv: string[]): SweepArgs {
+  const a: SweepArgs = {
+    models: ['qlab-llama-6m'], methods: ['none', 'rtn'], bits: [8, 4, 3, 2], groups: [128], schemes: [], symmetric: false, head: false,
+    protocols: ['gptq'], seqlen: 512, slice: null, out: 'lab-results', checkReference: false,
+  };
+  const list = (v: string | undefined) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    const value = () => argv[++i] ?? usage(`${flag} needs a value`);
+    switch (flag) {
+      case '--model': a.models = list(value()); break;
+      case '--methods': a.methods = list(value()); break;
+      case '--bits': a.bits = list(value()).map(Number); break;
+      case '--group': a.groups = list(value()).map((g) => (g === 'row' ? 'row' : Number(g))); break;
+      case '--schemes': a.schemes = list(value()); break;
+      case '--sym': a.symmetric = true; break;
+      case '--head': a.head = true; break;
+      case '--protocol': a.protocols = list(value()) as ProtocolName[]; break;
+      case '--seqlen': a.seqlen = Number(value()); break;
+      case '--slice': a.slice = Number(value()); break;
+      case '--out': a.out = value(); break;
+      case '--check-reference': a.checkReference = true; break;
+      default: usage(`unknown option "${flag}"`);
+    }
+  }
+  for (const m of a.methods) if (m !== 'none' && m !== 'rtn') usage(`unknown method "${m}"; this build knows none, rtn`);
+  for (const p of a.protocols) if (p !== 'gptq' && p !== 'llamacpp') usage(`unknown protocol "${p}"; use gptq or llamacpp`);
+  for (const b of a.bits) if (![2, 3, 4, 8].includes(b)) usage(`--bits ${b}: RTN supports 2, 3, 4 and 8 bits`);
+  if (a.slice !== null && !(Number.isInteger(a.slice) && a.slice > 0)) usage('--slice takes a positive number of windows');
+  return a;
+}
+
+function rtnSpecs(a: SweepArgs): MethodSpec[] {
+  if (a.schemes.length) {
+    return a.schemes.map((s) => {
+      const m = /^w([2348])-(row|g\d+)$/.exec(s);
+      if (!m) usage(`scheme "${s}" is not of the form w4-g128 or w8-row`);
+      return { id: 'rtn', bits: Number(m[1]) as 2 | 3 | 4 | 8, groupSize: m[2] === 'row' ? 'row' : Number(m[2].slice(1)), symmetric: a.symmetric, quantizeHead: a.head };
+    });
+  }
+  return a.bits.flatMap((bits) => a.groups.map((groupSize): MethodSpec => ({ id: 'rtn', bits: bits as 2 | 3 | 4 | 8, groupSize, symmetric: a.symmetric, quantizeHead: a.head })));
+}
+
+function modelDir(model: string): string {
+  const embedded = join(root, 'public/models', model);
+  if (existsSync(join(embedded, 'config.json'))) return embedded;
+  if (existsSync(join(model, 'config.json'))) return resolve(model);
+  usage(`model "${model}" is neither an embedded model (public/models) nor a directory with config.json`);
+}
+
+/** The PyTorch reference numbers for an embedded model and method, when there are some. */
+function referenceFor(model: string, spec: ExperimentSpec): { ppl: number; windowNll: number[] } | null {
+  const path = join(root, 'tests/fixtures/reference', model, 'reference.json');
+  if (!existsSync(path)) return null;
+  const ref = JSON.parse(readFileSync(path, 'utf8'));
+  const m = spec.method;
+  let entry = ref;
+  if (m.id === 'rtn') {
+    if (m.symmetric || m.quantizeHead) return null;
+    entry = ref.rtn?.[`w${m.bits}_${m.groupSize === 'row' ? 'row' : `g${m.groupSize}`}`];
+  }
+  const p = entry?.[spec.eval.protocol];
+  if (!p || p.seqlen !== spec.eval.windowLength) return null;
+  // Over the same windows as the run (a slice is the first n).
+  const n = Math.min(spec.eval.windows ?? p.windows, p.windows);
+  let nll = 0;
+  let count = 0;
+  for (let i = 0; i < n; i++) {
+    nll += p.window_nll[i];
+    count += p.window_count[i];
+  }
+  return { ppl: Math.exp(nll / count), windowNll: p.window_nll };
+}
+
+function csv(results: Result[]): string {
+  const head = ['model', 'method', 'protocol', 'windows', 'tokens', 'perplexity', 'perplexity_se', 'bits_per_weight', 'weight_bytes', 'peak_bytes', 'prefill_tok_s', 'decode_tok_s', 'seconds', 'device'];
+  const rows = results.map((r) => {
+    const m = r.metrics!;
+    const model = r.spec.model.kind === 'embedded' ? r.spec.model.id : r.spec.model.kind === 'hub' ? r.spec.model.repo : r.spec.model.name;
+    return [model, methodName(r.spec.method), r.protocol.protocol, r.protocol.windows, r.protocol.scoredTokens, m.perplexity, m.perplexitySe, m.bitsPerWeight, m.weightBytes, m.peakBytes, m.prefillTokensPerSecond, m.decodeTokensPerSecond, Object.values(r.timing).reduce((s, t) => s + t, 0), r.device.description || r.device.vendor]
+      .map((v) => (typeof v === 'string' && /[,"]/.test(v) ? `"${v.replace(/"/g, '""')}"` : String(v)))
+      .join(',');
+  });
+  return [head.join(','), ...rows].join('\n') + '\n';
+}
+
+async function sweep(argv: string[]): Promise<void> {
+  const a = parseSweep(argv);
+  const { device, report } = await nodeDevice();
+  console.log(`device: ${[report.vendor, report.architecture, report.description].filter(Boolean).join(' / ')}${report.isFallbackAdapter ? ' (fallback adapter)' : ''}`);
+  const text = readFileSync(join(root, 'public/data/wikitext-2-raw-v1/test.txt'), 'utf8');
+  const methods: MethodSpec[] = [...(a.methods.includes('none') ? [{ id: 'none' } as MethodSpec] : []), ...(a.methods.includes('rtn') ? rtnSpecs(a) : [])];
+  mkdirSync(a.out, { recursive: true });
+  const results: Result[] = [];
+  const table: string[] = [];
+  const total = a.models.length * methods.length * a.protocols.length;
+  let n = 0;
+  for (const model of a.models) {
+    const dir = modelDir(model);
+    const loaded = await loadModel(directorySource(dir));
+    const tokens = loaded.tokenizer!.encode(text);
+    console.log(`${model}: WikiText-2 test = ${tokens.length.toLocaleString('en-US')} tokens`);
+    for (const method of methods) {
+      for (const protocol of a.protocols) {
+        n++;
+        const spec: ExperimentSpec = { model: existsSync(join(root, 'public/models', model)) ? { kind: 'embedded', id: model } : { kind: 'local', name: model }, method, eval: { protocol, windowLength: a.seqlen, windows: a.slice } };
+        const label = `[${n}/${total}] ${model} ${methodName(method)} ${protocol}`;
+        const result = await runExperiment(spec, {
+          device, adapter: report, source: directorySource(dir), text, tokens,
+          onProgress: (p) => {
+            if (p.stage === 'evaluate' && (p.done === p.total || p.done % 50 === 0)) {
+              const width = 30;
+              const bar = '#'.repeat(Math.round((p.done / p.total) * width)).padEnd(width, '.');
+              process.stderr.write(`\r${label} [${bar}] ${p.done}/${p.total} ${p.detail ?? ''}   `);
+            }
+          },
+        });
+        process.stderr.write('\n');
+        results.push(result);
+        const m = result.metrics!;
+        const ref = a.checkReference ? referenceFor(model, spec) : null;
+        const diff = ref ? `${(((m.perplexity - ref.ppl) / ref.ppl) * 100).toFixed(4)} %` : '';
+        const maxWindow = ref ? Math.max(...result.windowNll.map((v, i) => Math.abs(v - ref.windowNll[i]) / ref.windowNll[i])) : NaN;
+        table.push([
+          model.padEnd(16), methodName(method).padEnd(16), protocol.padEnd(9), String(result.protocol.windows).padStart(5),
+          m.perplexity.toFixed(3).padStart(10), (ref ? ref.ppl.toFixed(3) : '').padStart(10), diff.padStart(11), (ref ? maxWindow.toExponential(1) : '').padStart(8),
+          m.bitsPerWeight.toFixed(3).padStart(7), (m.weightBytes / 1e6).toFixed(2).padStart(8), Math.round(m.prefillTokensPerSecond).toString().padStart(9), Math.round(m.decodeTokensPerSecond).toString().padStart(8),
+        ].join(' '));
+        writeFileSync(join(a.out, 'results.json'), JSON.stringify(results, null, 1));
+        writeFileSync(join(a.out, 'results.csv'), csv(results));
+      }
+    }
+  }
+  console.log(`\n${'model'.padEnd(16)} ${'method'.padEnd(16)} ${'protocol'.padEnd(9)} ${'win'.padStart(5)} ${'ppl'.padStart(10)} ${'pytorch'.padStart(10)} ${'diff'.padStart(11)} ${'max win'.padStart(8)} ${'bpw'.padStart(7)} ${'MB'.padStart(8)} ${'prefill/s'.padStart(9)} ${'decode/s'.padStart(8)}`);
+  for (const line of table) console.log(line);
+  console.log(`\nresults: ${join(a.out, 'results.json')} and results.csv`);
+  device.destroy();
+}
+
+const [command, ...rest] = process.argv.slice(2);
+const commands: Record<string, (argv: string[]) => Promise<void>> = { sweep };
+if (!command || !commands[command]) usage(`unknown command "${command ?? ''}"; commands: ${Object.keys(commands).join(', ')}`);
+commands[command](rest).catch((error: unknown) => {
+  console.error(`lab ${command}: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});

@@ -1,0 +1,86 @@
+/**
+ * ExperimentSpec and Result: the lab's data. Both are plain JSON — what the
+ * URL, the queue, the CLI and IndexedDB carry.
+ */
+import type { ProtocolName, ProtocolSummary } from './protocols';
+
+export type ModelRef =
+  | { kind: 'embedded'; id: string }
+  | { kind: 'hub'; repo: string; revision: string }
+  | { kind: 'local'; name: string };
+
+export interface BaselineMethod {
+  id: 'none';
+}
+export interface RtnMethodSpec {
+  id: 'rtn';
+  bits: 2 | 3 | 4 | 8;
+  groupSize: number | 'row';
+  symmetric: boolean;
+  quantizeHead?: boolean;
+}
+export type MethodSpec = BaselineMethod | RtnMethodSpec;
+
+export interface EvalSpec {
+  protocol: ProtocolName;
+  /** seqlen (gptq) or n_ctx (llamacpp) */
+  windowLength: number;
+  /** a slice of the first n windows; null = the whole test set */
+  windows: number | null;
+}
+
+export interface ExperimentSpec {
+  model: ModelRef;
+  method: MethodSpec;
+  eval: EvalSpec;
+}
+
+export interface RunMetrics {
+  perplexity: number;
+  perplexitySe: number;
+  meanNll: number;
+  meanNllSe: number;
+  meanNllSeByWindow: number;
+  nllSum: number;
+  /** bits per weight of the quantized linear layers, scales and zero points included */
+  bitsPerWeight: number;
+  /** GPU bytes of all weights as evaluated (embeddings, norms, head included) */
+  weightBytes: number;
+  /** peak GPU bytes during evaluation, all categories */
+  peakBytes: number;
+  peakByCategory: Record<string, number>;
+  /** parameters in quantized layers / in all layers */
+  quantizedParams: number;
+  totalParams: number;
+  /** tokens per second through full windows during the perplexity run */
+  prefillTokensPerSecond: number;
+  /** single-token steps per second against the KV cache */
+  decodeTokensPerSecond: number;
+}
+
+export interface Result {
+  id: string;
+  spec: ExperimentSpec;
+  status: 'done' | 'failed' | 'cancelled' | 'interrupted';
+  createdAt: string;
+  /** adapter vendor / architecture / description */
+  device: { vendor: string; architecture: string; description: string; features: string[] };
+  protocol: ProtocolSummary;
+  metrics: RunMetrics | null;
+  /** seconds per stage */
+  timing: Record<string, number>;
+  /** kernel variants the run used */
+  kernels: string[];
+  /** per-window NLL sums, so any slice of a result can be compared */
+  windowNll: number[];
+  /** the method's own report (chosen parameters) */
+  methodReport: Record<string, unknown>;
+  error?: string;
+}
+
+/** A short name for a method and its parameters: "RTN W4 g128", "f32". */
+export function methodName(m: MethodSpec): string {
+  if (m.id === 'none') return 'f32';
+  const g = m.groupSize === 'row' ? 'row' : `g${m.groupSize}`;
+  return `RTN W${m.bits} ${g}${m.symmetric ? ' sym' : ''}${m.quantizeHead ? ' +head' : ''}`;
+}

@@ -1,0 +1,169 @@
+/**
+ * One experiment, start to end: load the model, prepare the method's weights,
+ * upload (quantizing on load), measure perplexity under the spec's protocol,
+ * measure decode speed, free the GPU, and return a Result. Progress for each
+ * stage; an AbortSignal cancels within one layer or window.
+ */
+import type { ExperimentSpec, Result, RunMetrics } from '../core/experiment';
+import { evalWindows, summarizeProtocol } from '../core/protocols';
+import { packedBytes } from '../core/quant/format';
+import type { AdapterReport } from '../gpu/device';
+import { MemoryLedger } from '../gpu/ledger';
+import { F32Linear } from '../gpu/linear';
+import { DecoderExecutor, type TensorReader } from '../gpu/model';
+import { QuantLinear } from '../gpu/qlinear';
+import { loadModel, type LoadedModel, type ModelSource } from './load';
+import type { PreparedWeights } from './methods/method';
+import { rtn } from './methods/rtn';
+import { measurePerplexity } from './perplexity';
+
+export interface RunProgress {
+  stage: 'load' | 'quantize' | 'evaluate' | 'speed';
+  done: number;
+  total: number;
+  detail?: string;
+}
+
+export interface RunOptions {
+  device: GPUDevice;
+  adapter: AdapterReport;
+  source: ModelSource;
+  /** WikiText-2 test text (public/data) */
+  text: string;
+  signal?: AbortSignal;
+  onProgress?: (p: RunProgress) => void;
+  /** tokens of `text` under this model's tokenizer, when the caller has them cached */
+  tokens?: number[];
+  /** decode steps timed for decodeTokensPerSecond (0 skips) */
+  decodeSteps?: number;
+}
+
+/** A TensorReader over a loaded model: null for tensors the file does not have. */
+export function tensorReader(model: LoadedModel): TensorReader {
+  const names = new Set(model.tensors.map((t) => t.canonical));
+  return async (name) => (names.has(name) ? model.getTensor(name) : null);
+}
+
+async function prepare(spec: ExperimentSpec, model: LoadedModel, options: RunOptions): Promise<PreparedWeights> {
+  const read = tensorReader(model);
+  const m = spec.method;
+  switch (m.id) {
+    case 'none':
+      return { read, quantize: () => null, report: {} };
+    case 'rtn':
+      return rtn.prepare({ config: model.config, read, params: m, device: options.device, signal: options.signal });
+  }
+}
+
+export async function runExperiment(spec: ExperimentSpec, options: RunOptions): Promise<Result> {
+  const { device, signal } = options;
+  const timing: Record<string, number> = {};
+  let t0 = performance.now();
+  const lap = (stage: string) => {
+    const now = performance.now();
+    timing[stage] = (timing[stage] ?? 0) + (now - t0) / 1000;
+    t0 = now;
+  };
+  const model = await loadModel(options.source);
+  if (!model.tokenizer) throw new Error(`${model.name} has no tokenizer.json: the lab needs it to tokenize WikiText-2`);
+  const tokens = options.tokens ?? model.tokenizer.encode(options.text);
+  const c = model.config;
+  const windowLength = spec.eval.windowLength;
+  if (windowLength > c.maxPositions) {
+    throw new Error(`a window of ${windowLength} tokens is longer than ${model.name}'s context of ${c.maxPositions}: choose ${c.maxPositions} or less`);
+  }
+  const protocol = summarizeProtocol(spec.eval.protocol, tokens.length, windowLength, spec.eval.windows ?? undefined);
+  lap('tokenize');
+
+  const prepared = await prepare(spec, model, options);
+  lap('prepare');
+  const ledger = new MemoryLedger(device);
+  let quantizedParams = 0;
+  let quantizedBits = 0;
+  let totalParams = 0;
+  const kernels = new Set<string>();
+  let executor: DecoderExecutor | null = null;
+  try {
+    executor = await DecoderExecutor.load(device, ledger, c, prepared.read, {
+      maxRows: windowLength,
+      signal,
+      onLoad: (done, total) => options.onProgress?.({ stage: 'load', done, total }),
+      linear: (name, w, n, k, bias) => {
+        totalParams += n * k;
+        const packed = prepared.quantize(name, w, n, k);
+        if (!packed) return new F32Linear(ledger, w, n, k, { bias: bias ?? undefined, label: name });
+        quantizedParams += n * k;
+        quantizedBits += packedBytes(packed) * 8;
+        return new QuantLinear(ledger, packed, { bias: bias ?? undefined, label: name });
+      },
+    });
+    lap('load+quantize');
+    for (const v of executor.variants()) kernels.add(v);
+    ledger.resetPeak();
+
+    const windows = evalWindows(spec.eval.protocol, tokens, {
+      windowLength,
+      limit: spec.eval.windows ?? undefined,
+      bosTokenId: model.tokenizer.bosTokenId ?? c.bosTokenId,
+      vocabSize: c.vocabSize,
+    });
+    const ppl = await measurePerplexity(executor, windows, protocol.windows, {
+      signal,
+      onProgress: (p) => options.onProgress?.({ stage: 'evaluate', done: p.window, total: p.windows, detail: `ppl ${p.estimate.perplexity.toFixed(2)}` }),
+    });
+    lap('evaluate');
+
+    const decodeTokensPerSecond = await measureDecode(executor, tokens, options.decodeSteps ?? 32, signal);
+    lap('decode');
+    const snap = ledger.snapshot();
+    const metrics: RunMetrics = {
+      perplexity: ppl.perplexity,
+      perplexitySe: ppl.perplexitySe,
+      meanNll: ppl.meanNll,
+      meanNllSe: ppl.meanNllSe,
+      meanNllSeByWindow: ppl.meanNllSeByWindow,
+      nllSum: ppl.nllSum,
+      bitsPerWeight: quantizedParams ? quantizedBits / quantizedParams : 32,
+      weightBytes: snap.current.weights,
+      peakBytes: snap.peakTotal,
+      peakByCategory: snap.peak,
+      quantizedParams,
+      totalParams: totalParams + c.vocabSize * c.hiddenSize * (c.tiedEmbeddings ? 0 : 1),
+      prefillTokensPerSecond: ppl.tokensPerSecond,
+      decodeTokensPerSecond,
+    };
+    return {
+      id: `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
+      spec,
+      status: 'done',
+      createdAt: new Date().toISOString(),
+      device: { vendor: options.adapter.vendor, architecture: options.adapter.architecture, description: options.adapter.description, features: options.adapter.features },
+      protocol,
+      metrics,
+      timing,
+      kernels: [...kernels],
+      windowNll: ppl.windowNll,
+      methodReport: prepared.report,
+    };
+  } finally {
+    executor?.destroy();
+    ledger.releaseAll();
+  }
+}
+
+/** Single-token decode steps against the KV cache after a short prefill; steps per second. */
+async function measureDecode(executor: DecoderExecutor, tokens: number[], steps: number, signal?: AbortSignal): Promise<number> {
+  if (steps <= 0) return 0;
+  const prefill = Math.min(16, executor.maxRows - steps - 1);
+  if (prefill < 1) return 0;
+  const ids = Int32Array.from(tokens.slice(0, prefill + steps));
+  const none = (n: number) => new Int32Array(n).fill(-1);
+  await executor.forward(ids.slice(0, prefill), none(prefill), 0);
+  await executor.forward(ids.slice(prefill, prefill + 1), none(1), prefill); // warm-up of the decode pipelines
+  const start = performance.now();
+  for (let i = 1; i < steps; i++) {
+    signal?.throwIfAborted();
+    await executor.forward(ids.slice(prefill + i, prefill + i + 1), none(1), prefill + i);
+  }
+  return (steps - 1) / ((performance.now() - start) / 1000);
+}

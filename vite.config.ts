@@ -43,6 +43,8 @@ export default defineConfig({
           name: 'e2e',
           include: ['tests/e2e/**/*.test.ts'],
           environment: 'node',
+          // Builds dist/ once and serves it for every e2e file; tests inject('labUrl').
+          globalSetup: ['tests/e2e/server.ts'],
           fileParallelism: false,
           testTimeout: 300_000,
           hookTimeout: 300_000,

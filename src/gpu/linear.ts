@@ -1,0 +1,261 @@
+/**
+ * Linear layers on the GPU: y[M, N] = x[M, K] · Wᵀ (+ bias).
+ *
+ * `GpuLinear` is what the executor sees — f32 (`F32Linear`, here) and
+ * quantized (`QuantLinear`, src/gpu/qlinear.ts) layers alike. A layer owns
+ * its weight buffers (allocated through the MemoryLedger as 'weights') and
+ * records its dispatch into a command encoder or compute pass the caller
+ * gives it, so a whole forward pass is batched into few submits. Pipelines
+ * are compiled once per device and specialization, never per call.
+ *
+ * x and y are caller-owned storage buffers holding at least M·K and M·N
+ * floats from offset 0; the kernels read M from the bound size of x, so each
+ * dispatch binds exactly M·K floats of x and M·N floats of y.
+ */
+import matmulF32Source from '../../shaders/matmul_f32.wgsl?raw';
+import type { MemoryLedger } from './ledger';
+
+/** Which kernel a dispatch uses: GEMV for a few rows (decode), tiled GEMM for many. */
+export type LinearKernel = 'gemv' | 'gemm';
+
+/** Up to this many rows of x the GEMV kernel is used (decode); above it, the tiled GEMM. */
+export const GEMV_MAX_M = 4;
+
+/** Invocations per workgroup of every linear kernel. */
+export const LINEAR_WORKGROUP = 256;
+/** Rows of W per invocation in the GEMV kernels. */
+export const GEMV_ROWS = 4;
+/** Output tile edge of the GEMM kernels. */
+export const GEMM_TILE = 64;
+
+export type EncodeTarget = GPUCommandEncoder | GPUComputePassEncoder;
+
+export interface GpuLinear {
+  /** output features */
+  readonly n: number;
+  /** input features */
+  readonly k: number;
+  /** GPU bytes this layer's weights hold (weights, scales, zero points, bias) */
+  readonly bytes: number;
+  readonly label: string;
+  /** what the layer is, for results: "f32", "q4 g128 asym" */
+  readonly variant: string;
+  /** the kernel `encode` picks for M rows */
+  kernelFor(m: number): LinearKernel;
+  /**
+   * Records y[M, N] = x[M, K] · Wᵀ (+ bias) into `target`: a command encoder
+   * (a compute pass is begun and ended around the dispatch) or an open compute
+   * pass (the dispatch is recorded into it). `kernel` overrides the choice.
+   */
+  encode(target: EncodeTarget, x: GPUBuffer, y: GPUBuffer, m: number, kernel?: LinearKernel): void;
+  /** Releases the layer's buffers through the ledger. */
+  destroy(): void;
+}
+
+export interface LinearOptions {
+  /** bias [N], kept in f32 */
+  bias?: Float32Array;
+  /** names the layer in buffer labels and errors, e.g. "layers.3.mlp.up" */
+  label?: string;
+  /** overrides the device's maxComputeWorkgroupsPerDimension (tests of the 2D dispatch) */
+  maxWorkgroupsPerDimension?: number;
+}
+
+/** Splits `count` workgroups into a 2D grid within `maxPerDimension` per dimension. */
+export function dispatchGrid(count: number, maxPerDimension: number): [number, number] {
+  if (count <= maxPerDimension) return [count, 1];
+  const gy = Math.ceil(count / maxPerDimension);
+  if (gy > maxPerDimension) {
+    throw new Error(
+      `${count.toLocaleString('en-US')} workgroups do not fit a ${maxPerDimension}×${maxPerDimension} dispatch: ` +
+        `the layer is too large for this adapter.`,
+    );
+  }
+  return [Math.ceil(count / gy), gy];
+}
+
+/** GEMV team width for a row of `units` work items: about 4 items per invocation, 8 … 256. */
+export function gemvTeamWidth(units: number): number {
+  const want = Math.ceil(units / 4);
+  let tpr = 8;
+  while (tpr < want && tpr < LINEAR_WORKGROUP) tpr *= 2;
+  return tpr;
+}
+
+/** Workgroups of a GEMV over N rows with team width `tpr`. */
+export function gemvWorkgroups(n: number, tpr: number): number {
+  return Math.ceil(n / ((GEMV_ROWS * LINEAR_WORKGROUP) / tpr));
+}
+
+/** Workgroups of a GEMM of M × N outputs. */
+export function gemmWorkgroups(m: number, n: number): number {
+  return Math.ceil(m / GEMM_TILE) * Math.ceil(n / GEMM_TILE);
+}
+
+// Compiled once per device and specialization.
+const modules = new WeakMap<GPUDevice, Map<string, GPUShaderModule>>();
+const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
+
+/** The pipeline of `entryPoint` in `source` with `constants`, compiled once per device. */
+export function cachedPipeline(
+  device: GPUDevice,
+  family: string,
+  source: string,
+  entryPoint: string,
+  constants: Record<string, number>,
+): GPUComputePipeline {
+  const key = `${family}:${entryPoint}:${Object.entries(constants).map(([k, v]) => `${k}=${v}`).join(',')}`;
+  let byKey = pipelines.get(device);
+  if (!byKey) pipelines.set(device, (byKey = new Map()));
+  let pipeline = byKey.get(key);
+  if (!pipeline) {
+    let byFamily = modules.get(device);
+    if (!byFamily) modules.set(device, (byFamily = new Map()));
+    let module = byFamily.get(family);
+    if (!module) byFamily.set(family, (module = device.createShaderModule({ code: source, label: family })));
+    pipeline = device.createComputePipeline({ label: key, layout: 'auto', compute: { module, entryPoint, constants } });
+    byKey.set(key, pipeline);
+  }
+  return pipeline;
+}
+
+/** Records one dispatch into an encoder (in its own pass) or into an open pass. */
+export function recordDispatch(
+  target: EncodeTarget,
+  pipeline: GPUComputePipeline,
+  bindGroup: GPUBindGroup,
+  grid: [number, number],
+  label: string,
+): void {
+  const isEncoder = typeof (target as GPUCommandEncoder).beginComputePass === 'function';
+  const pass = isEncoder ? (target as GPUCommandEncoder).beginComputePass({ label }) : (target as GPUComputePassEncoder);
+  pass.setPipeline(pipeline);
+  pass.setBindGroup(0, bindGroup);
+  pass.dispatchWorkgroups(grid[0], grid[1]);
+  if (isEncoder) pass.end();
+}
+
+/** Throws a readable error unless x and y can hold M rows. */
+export function checkOperands(label: string, n: number, k: number, x: GPUBuffer, y: GPUBuffer, m: number): void {
+  if (!Number.isInteger(m) || m < 1) throw new Error(`${label}: M=${m} rows of x: M must be a positive integer.`);
+  if (x.size < m * k * 4) {
+    throw new Error(`${label}: x holds ${x.size} bytes, less than M·K·4 = ${m}·${k}·4 = ${m * k * 4}.`);
+  }
+  if (y.size < m * n * 4) {
+    throw new Error(`${label}: y holds ${y.size} bytes, less than M·N·4 = ${m}·${n}·4 = ${m * n * 4}.`);
+  }
+}
+
+/** Throws unless `bytes` fit one storage binding on `device`. */
+export function checkBinding(device: GPUDevice, label: string, what: string, bytes: number): void {
+  const limit = device.limits.maxStorageBufferBindingSize;
+  if (bytes > limit) {
+    throw new Error(
+      `${label}: ${what} needs ${bytes.toLocaleString('en-US')} bytes in one storage binding, more than this ` +
+        `adapter's maxStorageBufferBindingSize of ${limit.toLocaleString('en-US')}: quantize this layer.`,
+    );
+  }
+}
+
+/**
+ * Bind groups of one layer, cached per (kernel, x, y, M) so a forward pass
+ * that reuses its activation buffers builds each bind group once.
+ */
+export class BindGroupCache {
+  private byX = new WeakMap<GPUBuffer, WeakMap<GPUBuffer, Map<string, GPUBindGroup>>>();
+
+  get(x: GPUBuffer, y: GPUBuffer, key: string, make: () => GPUBindGroup): GPUBindGroup {
+    let byY = this.byX.get(x);
+    if (!byY) this.byX.set(x, (byY = new WeakMap()));
+    let byKey = byY.get(y);
+    if (!byKey) byY.set(y, (byKey = new Map()));
+    let group = byKey.get(key);
+    if (!group) byKey.set(key, (group = make()));
+    return group;
+  }
+
+  clear(): void {
+    this.byX = new WeakMap();
+  }
+}
+
+/** An unquantized f32 linear layer, W[N, K] row-major (nn.Linear layout). */
+export class F32Linear implements GpuLinear {
+  readonly n: number;
+  readonly k: number;
+  readonly bytes: number;
+  readonly label: string;
+  readonly variant = 'f32';
+  private readonly device: GPUDevice;
+  private readonly weight: GPUBuffer;
+  private readonly bias: GPUBuffer | null;
+  private readonly params: GPUBuffer;
+  private readonly tpr: number;
+  private readonly maxPerDim: number;
+  private readonly bindGroups = new BindGroupCache();
+
+  constructor(private readonly ledger: MemoryLedger, w: Float32Array, n: number, k: number, options: LinearOptions = {}) {
+    this.device = ledger.device;
+    this.n = n;
+    this.k = k;
+    this.label = options.label ?? `linear[${n}x${k}]`;
+    if (!Number.isInteger(n) || !Number.isInteger(k) || n < 1 || k < 1) {
+      throw new Error(`${this.label}: shape [${n}, ${k}] is not a matrix shape: N and K must be positive integers.`);
+    }
+    if (w.length !== n * k) {
+      throw new Error(`${this.label}: ${w.length} weights given for W[${n}, ${k}] (${n * k} expected).`);
+    }
+    if (options.bias && options.bias.length !== n) {
+      throw new Error(`${this.label}: bias holds ${options.bias.length} values, expected N=${n}.`);
+    }
+    checkBinding(this.device, this.label, 'W', n * k * 4);
+    this.maxPerDim = options.maxWorkgroupsPerDimension ?? this.device.limits.maxComputeWorkgroupsPerDimension;
+    this.tpr = gemvTeamWidth(k % 4 === 0 ? k / 4 : k);
+    this.weight = ledger.upload('weights', w, `${this.label}.weight`);
+    this.bias = options.bias ? ledger.upload('weights', options.bias, `${this.label}.bias`) : null;
+    this.bytes = this.weight.size + (this.bias?.size ?? 0);
+    this.params = ledger.createBuffer('scratch', 16, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, `${this.label}.params`);
+    this.device.queue.writeBuffer(this.params, 0, new Uint32Array([n, k, this.bias ? 1 : 0, 0]));
+  }
+
+  kernelFor(m: number): LinearKernel {
+    return m <= GEMV_MAX_M ? 'gemv' : 'gemm';
+  }
+
+  encode(target: EncodeTarget, x: GPUBuffer, y: GPUBuffer, m: number, kernel: LinearKernel = this.kernelFor(m)): void {
+    checkOperands(this.label, this.n, this.k, x, y, m);
+    checkBinding(this.device, this.label, `x [${m}, ${this.k}]`, m * this.k * 4);
+    const entry = kernel === 'gemm' ? 'gemm' : this.k % 4 === 0 ? 'gemv4' : 'gemv';
+    const hasBias = this.bias !== null;
+    const pipeline = cachedPipeline(
+      this.device,
+      'matmul_f32',
+      matmulF32Source,
+      entry,
+      entry === 'gemm' ? {} : { HAS_BIAS: hasBias ? 1 : 0, TPR: this.tpr },
+    );
+    const bindGroup = this.bindGroups.get(x, y, `${entry}:${m}`, () => {
+      const vec4 = entry === 'gemv4';
+      return this.device.createBindGroup({
+        label: `${this.label}.${entry}`,
+        layout: pipeline.getBindGroupLayout(0),
+        entries: [
+          { binding: vec4 ? 5 : 0, resource: { buffer: x, offset: 0, size: m * this.k * 4 } },
+          { binding: vec4 ? 6 : 1, resource: { buffer: this.weight } },
+          { binding: 2, resource: { buffer: this.bias ?? this.weight } },
+          { binding: 3, resource: { buffer: y, offset: 0, size: m * this.n * 4 } },
+          { binding: 4, resource: { buffer: this.params } },
+        ],
+      });
+    });
+    const count = kernel === 'gemm' ? gemmWorkgroups(m, this.n) : gemvWorkgroups(this.n, this.tpr);
+    recordDispatch(target, pipeline, bindGroup, dispatchGrid(count, this.maxPerDim), `${this.label}.${entry}`);
+  }
+
+  destroy(): void {
+    this.bindGroups.clear();
+    this.ledger.release(this.weight);
+    this.ledger.release(this.bias);
+    this.ledger.release(this.params);
+  }
+}

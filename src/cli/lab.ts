@@ -133,11 +133,11 @@ function referenceFor(model: string, spec: ExperimentSpec): { ppl: number; windo
 }
 
 function csv(results: Result[]): string {
-  const head = ['model', 'method', 'protocol', 'windows', 'tokens', 'perplexity', 'perplexity_se', 'bits_per_weight', 'weight_bytes', 'peak_bytes', 'prefill_tok_s', 'decode_tok_s', 'seconds', 'device'];
+  const head = ['model', 'method', 'protocol', 'windows', 'tokens', 'perplexity', 'perplexity_se', 'bits_per_weight', 'weight_bytes', 'peak_bytes', 'prefill_tok_s', 'decode_tok_s', 'prefill_gpu_tok_s', 'decode_gpu_tok_s', 'seconds', 'device'];
   const rows = results.map((r) => {
     const m = r.metrics!;
     const model = r.spec.model.kind === 'embedded' ? r.spec.model.id : r.spec.model.kind === 'hub' ? r.spec.model.repo : r.spec.model.name;
-    return [model, methodName(r.spec.method), r.protocol.protocol, r.protocol.windows, r.protocol.scoredTokens, m.perplexity, m.perplexitySe, m.bitsPerWeight, m.weightBytes, m.peakBytes, m.prefillTokensPerSecond, m.decodeTokensPerSecond, Object.values(r.timing).reduce((s, t) => s + t, 0), r.device.description || r.device.vendor]
+    return [model, methodName(r.spec.method), r.protocol.protocol, r.protocol.windows, r.protocol.scoredTokens, m.perplexity, m.perplexitySe, m.bitsPerWeight, m.weightBytes, m.peakBytes, m.prefillTokensPerSecond, m.decodeTokensPerSecond, m.prefillGpuTokensPerSecond ?? '', m.decodeGpuTokensPerSecond ?? '', Object.values(r.timing).reduce((s, t) => s + t, 0), r.device.description || r.device.vendor]
       .map((v) => (typeof v === 'string' && /[,"]/.test(v) ? `"${v.replace(/"/g, '""')}"` : String(v)))
       .join(',');
   });

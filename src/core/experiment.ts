@@ -52,10 +52,13 @@ export interface RunMetrics {
   /** parameters in quantized layers / in all layers */
   quantizedParams: number;
   totalParams: number;
-  /** tokens per second through full windows during the perplexity run */
+  /** tokens per second through full windows during the perplexity run (wall clock, readback included) */
   prefillTokensPerSecond: number;
-  /** single-token steps per second against the KV cache */
+  /** single-token steps per second against the KV cache (wall clock, readback included) */
   decodeTokensPerSecond: number;
+  /** the same two over GPU time from timestamp queries; null where the adapter has none */
+  prefillGpuTokensPerSecond: number | null;
+  decodeGpuTokensPerSecond: number | null;
 }
 
 export interface Result {

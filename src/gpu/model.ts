@@ -64,6 +64,8 @@ export interface WindowScore {
   nll: Float32Array;
   /** per input position, the most likely next token */
   argmax: Uint32Array;
+  /** GPU time of the forward pass from timestamp queries; null where the adapter has none */
+  gpuSeconds: number | null;
 }
 
 export class DecoderExecutor {
@@ -112,8 +114,15 @@ export class DecoderExecutor {
     this.headChunk = Math.min(rows, headChunkRows ?? byMemory, byBinding);
     act('logits', f(this.headChunk * c.vocabSize));
     if (this.headChunk < rows) act('headIn', f(this.headChunk * c.hiddenSize));
-    this.buffers.staging = ledger.createBuffer('scratch', f(rows) * 2, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'nll readback');
+    // nll [maxRows] | argmax [maxRows] | two u64 timestamps
+    this.buffers.staging = ledger.createBuffer('scratch', f(rows) * 2 + 16, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'nll readback');
+    if (device.features.has('timestamp-query')) {
+      this.timestamps = device.createQuerySet({ type: 'timestamp', count: 2, label: 'forward timestamps' });
+      this.buffers.timestamps = ledger.createBuffer('scratch', 16, GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC, 'timestamps');
+    }
   }
+
+  private readonly timestamps: GPUQuerySet | null = null;
 
   /** Uploads the model tensor by tensor (each f32 copy lives only while its layer is built). */
   static async load(device: GPUDevice, ledger: MemoryLedger, config: DecoderConfig, read: TensorReader, options: ExecutorOptions): Promise<DecoderExecutor> {
@@ -222,7 +231,8 @@ export class DecoderExecutor {
     arena.reset();
     const encoder = device.createCommandEncoder({ label: 'forward' });
     const captures: { name: string; buffer: GPUBuffer; bytes: number }[] = [];
-    let pass = encoder.beginComputePass();
+    // The first pass writes the start timestamp; an empty pass at the end writes the end.
+    let pass = encoder.beginComputePass(this.timestamps ? { timestampWrites: { querySet: this.timestamps, beginningOfPassWriteIndex: 0 } } : undefined);
     const snapshot = (name: string, source: GPUBuffer) => {
       if (!capture) return;
       pass.end();
@@ -287,6 +297,11 @@ export class DecoderExecutor {
       kernels.nll(pass, arena, { rows: n, vocab: c.vocabSize, targetOffset: start, logits: B.logits, targets: B.targets, nll: B.nll, argmax: B.argmax });
     }
     pass.end();
+    if (this.timestamps) {
+      encoder.beginComputePass({ timestampWrites: { querySet: this.timestamps, endOfPassWriteIndex: 1 } }).end();
+      encoder.resolveQuerySet(this.timestamps, 0, 2, B.timestamps, 0);
+      encoder.copyBufferToBuffer(B.timestamps, 0, B.staging, this.maxRows * 8, 16);
+    }
     encoder.copyBufferToBuffer(B.nll, 0, B.staging, 0, rows * 4);
     encoder.copyBufferToBuffer(B.argmax, 0, B.staging, this.maxRows * 4, rows * 4);
     arena.flush();
@@ -295,13 +310,19 @@ export class DecoderExecutor {
     const mapped = B.staging.getMappedRange();
     const nll = new Float32Array(mapped.slice(0, rows * 4));
     const argmax = new Uint32Array(mapped.slice(this.maxRows * 4, this.maxRows * 4 + rows * 4));
+    let gpuSeconds: number | null = null;
+    if (this.timestamps) {
+      const [start, end] = new BigUint64Array(mapped.slice(this.maxRows * 8, this.maxRows * 8 + 16));
+      // Some implementations report 0 or a backwards pair when a timestamp was not written.
+      gpuSeconds = end > start ? Number(end - start) / 1e9 : null;
+    }
     B.staging.unmap();
     for (const cap of captures) {
       await cap.buffer.mapAsync(GPUMapMode.READ);
       capture!(cap.name, new Float32Array(cap.buffer.getMappedRange().slice(0)));
       cap.buffer.destroy();
     }
-    return { nll, argmax };
+    return { nll, argmax, gpuSeconds };
   }
 
   /** Frees every GPU buffer this executor holds. */
@@ -316,6 +337,7 @@ export class DecoderExecutor {
     }
     for (const b of [this.embedTokens, this.embedPositions, this.finalNorm.weight, this.finalNorm.bias, this.rope]) ledger.release(b);
     this.head.destroy();
+    this.timestamps?.destroy();
     this.kernels.destroy();
     this.arena.destroy();
   }

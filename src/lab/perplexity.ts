@@ -23,8 +23,10 @@ export interface PerplexityMeasurement extends PerplexityEstimate {
   windowNll: number[];
   windowCount: number[];
   seconds: number;
-  /** tokens pushed through the model per second (all positions, scored or not) */
+  /** tokens pushed through the model per second (all positions, scored or not), wall clock */
   tokensPerSecond: number;
+  /** the same over GPU time from timestamp queries; null where the adapter has none */
+  gpuTokensPerSecond: number | null;
 }
 
 export interface PerplexityOptions {
@@ -41,9 +43,11 @@ export async function measurePerplexity(model: DecoderExecutor, windows: Iterabl
   const windowNll: number[] = [];
   const windowCount: number[] = [];
   let done = 0;
+  let gpuSeconds: number | null = 0;
   for (const window of windows) {
     options.signal?.throwIfAborted();
-    const { nll, argmax } = await model.forward(window.inputIds, window.targets);
+    const { nll, argmax, gpuSeconds: gpu } = await model.forward(window.inputIds, window.targets);
+    gpuSeconds = gpu === null || gpuSeconds === null ? null : gpuSeconds + gpu;
     let nllSum = 0;
     let nllSquaredSum = 0;
     let scored = 0;
@@ -66,5 +70,13 @@ export async function measurePerplexity(model: DecoderExecutor, windows: Iterabl
     options.onProgress?.({ window: done, windows: total, estimate: estimate(acc), elapsedSeconds: (performance.now() - start) / 1000 });
   }
   const seconds = (performance.now() - start) / 1000;
-  return { ...estimate(acc), nllSum: acc.nllSum, windowNll, windowCount, seconds, tokensPerSecond: tokens / seconds };
+  return {
+    ...estimate(acc),
+    nllSum: acc.nllSum,
+    windowNll,
+    windowCount,
+    seconds,
+    tokensPerSecond: tokens / seconds,
+    gpuTokensPerSecond: gpuSeconds ? tokens / gpuSeconds : null,
+  };
 }

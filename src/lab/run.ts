@@ -36,6 +36,8 @@ export interface RunOptions {
   tokens?: number[];
   /** decode steps timed for decodeTokensPerSecond (0 skips) */
   decodeSteps?: number;
+  /** the ledger to allocate through (the caller's, to watch memory); a fresh one by default */
+  ledger?: MemoryLedger;
 }
 
 /** A TensorReader over a loaded model: null for tensors the file does not have. */
@@ -77,7 +79,7 @@ export async function runExperiment(spec: ExperimentSpec, options: RunOptions): 
 
   const prepared = await prepare(spec, model, options);
   lap('prepare');
-  const ledger = new MemoryLedger(device);
+  const ledger = options.ledger ?? new MemoryLedger(device);
   let quantizedParams = 0;
   let quantizedBits = 0;
   let totalParams = 0;
@@ -113,7 +115,7 @@ export async function runExperiment(spec: ExperimentSpec, options: RunOptions): 
     });
     lap('evaluate');
 
-    const decodeTokensPerSecond = await measureDecode(executor, tokens, options.decodeSteps ?? 32, signal);
+    const decode = await measureDecode(executor, tokens, options.decodeSteps ?? 32, signal);
     lap('decode');
     const snap = ledger.snapshot();
     const metrics: RunMetrics = {
@@ -130,7 +132,9 @@ export async function runExperiment(spec: ExperimentSpec, options: RunOptions): 
       quantizedParams,
       totalParams: totalParams + c.vocabSize * c.hiddenSize * (c.tiedEmbeddings ? 0 : 1),
       prefillTokensPerSecond: ppl.tokensPerSecond,
-      decodeTokensPerSecond,
+      decodeTokensPerSecond: decode.wall,
+      prefillGpuTokensPerSecond: ppl.gpuTokensPerSecond,
+      decodeGpuTokensPerSecond: decode.gpu,
     };
     return {
       id: `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
@@ -151,19 +155,22 @@ export async function runExperiment(spec: ExperimentSpec, options: RunOptions): 
   }
 }
 
-/** Single-token decode steps against the KV cache after a short prefill; steps per second. */
-async function measureDecode(executor: DecoderExecutor, tokens: number[], steps: number, signal?: AbortSignal): Promise<number> {
-  if (steps <= 0) return 0;
+/** Single-token decode steps against the KV cache after a short prefill; steps per second (wall and GPU). */
+async function measureDecode(executor: DecoderExecutor, tokens: number[], steps: number, signal?: AbortSignal): Promise<{ wall: number; gpu: number | null }> {
+  const none0 = { wall: 0, gpu: null };
+  if (steps <= 0) return none0;
   const prefill = Math.min(16, executor.maxRows - steps - 1);
-  if (prefill < 1) return 0;
+  if (prefill < 1) return none0;
   const ids = Int32Array.from(tokens.slice(0, prefill + steps));
   const none = (n: number) => new Int32Array(n).fill(-1);
   await executor.forward(ids.slice(0, prefill), none(prefill), 0);
   await executor.forward(ids.slice(prefill, prefill + 1), none(1), prefill); // warm-up of the decode pipelines
   const start = performance.now();
+  let gpu: number | null = 0;
   for (let i = 1; i < steps; i++) {
     signal?.throwIfAborted();
-    await executor.forward(ids.slice(prefill + i, prefill + i + 1), none(1), prefill + i);
+    const step = await executor.forward(ids.slice(prefill + i, prefill + i + 1), none(1), prefill + i);
+    gpu = step.gpuSeconds === null || gpu === null ? null : gpu + step.gpuSeconds;
   }
-  return (steps - 1) / ((performance.now() - start) / 1000);
+  return { wall: (steps - 1) / ((performance.now() - start) / 1000), gpu: gpu ? (steps - 1) / gpu : null };
 }

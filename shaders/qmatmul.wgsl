@@ -21,6 +21,7 @@
 //   0 x: array<vec4<f32>>   1 codes: array<vec4<u32>>   2 scales: array<f32>
 //   3 zeros: array<u32>     4 bias: array<f32>          5 y: array<f32> (read_write)
 //   6 params: uniform Params
+//   7 words: array<u32>     the codes again, as u32 (gemmCpu only, instead of 1)
 //
 // Entry points (one workgroup = 256 invocations; dispatch is 2D, workgroups
 // numbered wid.x + wid.y · num_workgroups.x, to stay under 65535 per dimension):
@@ -37,14 +38,21 @@
 //          workgroup memory and each invocation accumulates a 4×4 sub-tile.
 //          Workgroups: ⌈M / 64⌉ · ⌈N / 64⌉, M tiles fastest (Ŵ tiles reused
 //          from cache).
+//   gemmCpu — for CPU adapters (SwiftShader), any M, decode included: no
+//          workgroup memory and no barriers (a CPU driver runs a workgroup as
+//          fibers and switches through all of them at every barrier). One
+//          invocation computes CPU_BM × CPU_BN = 16 × 16 outputs straight from
+//          storage, 8 codes of each of its 16 rows at a time, zero point and
+//          scale per group hoisted out of the loop. 64 invocations per
+//          workgroup; workgroups: ⌈⌈M / 16⌉ · ⌈N / 16⌉ / 64⌉, x blocks fastest.
 //
 // Specialization: gemv, the bandwidth-bound hot path, is specialized by
 // override constants BITS (2, 3, 4, 8), GROUP (multiple of 32), SYMMETRIC,
-// HAS_BIAS and TPR (team width, a power of two from 8 to 256). gemm reads the
-// scheme from params instead: dequantizing is 1/64 of its work, and one
-// pipeline for every scheme keeps compile time down (seconds per pipeline on
-// some drivers). All accumulation is f32 (shader-f16 is missing on some
-// adapters).
+// HAS_BIAS and TPR (team width, a power of two from 8 to 256); gemmCpu by BITS
+// only. gemm reads the scheme from params instead: dequantizing is 1/64 of its
+// work, and one pipeline for every scheme keeps compile time down (seconds per
+// pipeline on some drivers). All accumulation is f32 (shader-f16 is missing on
+// some adapters).
 
 override BITS: u32 = 4u;
 override GROUP: u32 = 128u;
@@ -64,9 +72,9 @@ struct Params {
   groups: u32,     // K / group size
   rowVec4: u32,    // vec4<u32> per packed row
   bits: u32,       // gemm: code width
-  groupSize: u32,  // gemm: inputs per group
-  symmetric: u32,  // gemm: 1 = implicit zero point 2^(bits−1)
-  hasBias: u32,    // gemm: 1 = add bias
+  groupSize: u32,  // gemm, gemmCpu: inputs per group
+  symmetric: u32,  // gemm, gemmCpu: 1 = implicit zero point 2^(bits−1)
+  hasBias: u32,    // gemm, gemmCpu: 1 = add bias
 }
 
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
@@ -76,6 +84,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 @group(0) @binding(6) var<uniform> params: Params;
+@group(0) @binding(7) var<storage, read> words: array<u32>;  // codes as u32 (gemmCpu only)
 
 fn zeroPoint(row: u32, g: u32) -> u32 {
   if (SYMMETRIC) {
@@ -363,4 +372,256 @@ fn gemm(@builtin(local_invocation_index) lid: u32,
       }
     }
   }
+}
+
+// ------------------------------------------------------------- gemmCpu ----
+
+// On a CPU driver a storage load is a gather, lane by lane, and a vector shift
+// is emulated lane by lane, so this kernel gives each invocation a block of
+// CPU_BM × CPU_BN = 16 × 16 outputs, reads codes as u32 runs of 8 (binding 7)
+// and decodes them without per-code shifts; each decoded chunk of 8 codes × 16
+// rows serves all 16 rows of x. Written out by hand, with no array indexed in a
+// loop (a CPU driver keeps such an array in memory), and no workgroup memory
+// or barriers.
+const CPU_WG: u32 = 64u;
+const CPU_BM: u32 = 16u;  // rows of x per invocation
+const CPU_BN: u32 = 16u;  // rows of Ŵ (output features) per invocation
+
+// The invocation's block: first x row and first Ŵ row, or false past the end.
+struct CpuBlock { m0: u32, n0: u32, valid: bool }
+
+fn cpuBlock(lid: u32, wid: vec3<u32>, nwg: vec3<u32>, m: u32) -> CpuBlock {
+  let blocksM = (m + CPU_BM - 1u) / CPU_BM;
+  let blocksN = (params.n + CPU_BN - 1u) / CPU_BN;
+  let item = (wid.x + wid.y * nwg.x) * CPU_WG + lid;
+  return CpuBlock((item % blocksM) * CPU_BM, (item / blocksM) * CPU_BN, item < blocksM * blocksN);
+}
+
+// Decoding without shifts: the four codes of a quad are masked in place and
+// converted to float, giving q·2^p (p = the code's bit position), and mapped by
+//   ŵ = (q·2^p − zero·2^p) · (scale·2^−p)
+// which is (q − zero) · scale rounded once, as in the reference: the powers of
+// two are exact. GroupRow holds zero·2^p and scale·2^−p of one (row, group).
+struct GroupRow { zero: vec4<f32>, scale: vec4<f32> }
+
+fn groupRow(row: u32, g: u32) -> GroupRow {
+  let i = row * params.groups + g;
+  var zero = f32(1u << (BITS - 1u));
+  if (params.symmetric == 0u) { zero = f32((zeros[i >> 2u] >> ((i & 3u) * 8u)) & 0xFFu); }
+  var p: vec4<f32>;
+  if (BITS == 8u) {
+    p = vec4<f32>(1.0, 256.0, 1.0, 256.0);  // two codes per 16-bit half, see decodeChunk
+  } else {
+    let step = f32(1u << BITS);
+    p = vec4<f32>(1.0, step, step * step, step * step * step);
+  }
+  return GroupRow(zero * p, scales[i] / p);
+}
+
+// Ŵ of the four codes of a quad: code r at bits [r·BITS, r·BITS + BITS) of v[r]
+// (BITS = 8: at bits 0 and 8 of each 16-bit half).
+fn quad(v: vec4<u32>, gr: GroupRow) -> vec4<f32> {
+  var mask: vec4<u32>;
+  if (BITS == 8u) {
+    mask = vec4<u32>(0xFFu, 0xFF00u, 0xFFu, 0xFF00u);
+  } else {
+    let m = (1u << BITS) - 1u;
+    mask = vec4<u32>(m, m << BITS, m << (2u * BITS), m << (3u * BITS));
+  }
+  // All masked values are below 2^31, so the signed conversion is exact.
+  return (vec4<f32>(bitcast<vec4<i32>>(v & mask)) - gr.zero) * gr.scale;
+}
+
+// Ŵ of codes 8c … 8c + 7 of the row whose codes start at word `rowWord`.
+struct Chunk { lo: vec4<f32>, hi: vec4<f32> }
+
+fn decodeChunk(rowWord: u32, c: u32, gr: GroupRow) -> Chunk {
+  if (BITS == 8u) {
+    let a = words[rowWord + 2u * c];
+    let b = words[rowWord + 2u * c + 1u];
+    return Chunk(quad(vec4<u32>(a, a, a >> 16u, a >> 16u), gr), quad(vec4<u32>(b, b, b >> 16u, b >> 16u), gr));
+  }
+  // The run of 8·BITS bits: one word (4 bits), half a word (2 bits), or 24
+  // bits at bit 0, 8, 16 or 24 of a word, continued in the next one (3 bits).
+  var run: u32;
+  if (BITS == 4u) {
+    run = words[rowWord + c];
+  } else {
+    let bit = c * 8u * BITS;
+    let wi = rowWord + (bit >> 5u);
+    let off = bit & 31u;
+    run = words[wi] >> off;
+    if (BITS == 3u) { run |= words[wi + select(0u, 1u, off > 8u)] << ((32u - off) & 31u); }
+  }
+  // min(): the shift must stay below 32 in the (unused) 8-bit specialization too.
+  return Chunk(quad(vec4<u32>(run), gr), quad(vec4<u32>(run >> (4u * min(BITS, 4u))), gr));
+}
+
+// Four Ŵ rows at one chunk, as matrix columns: l for codes 0–3, h for 4–7.
+struct Quad { l: mat4x4<f32>, h: mat4x4<f32> }
+
+fn decodeQuad(o: vec4<u32>, c: u32, ga: GroupRow, gb: GroupRow, gc: GroupRow, gd: GroupRow) -> Quad {
+  let a = decodeChunk(o.x, c, ga);
+  let b = decodeChunk(o.y, c, gb);
+  let d = decodeChunk(o.z, c, gc);
+  let e = decodeChunk(o.w, c, gd);
+  return Quad(mat4x4<f32>(a.lo, b.lo, d.lo, e.lo), mat4x4<f32>(a.hi, b.hi, d.hi, e.hi));
+}
+
+// The block's 16 Ŵ rows at one chunk.
+struct WChunk { q0: Quad, q1: Quad, q2: Quad, q3: Quad }
+
+// The 16 outputs of one x row: c_j = y[row, n0 + 4j … n0 + 4j + 3].
+struct Acc { c0: vec4<f32>, c1: vec4<f32>, c2: vec4<f32>, c3: vec4<f32> }
+
+// (v·q[0], v·q[1], v·q[2], v·q[3]); explicit dots compile to better CPU code than v * q.
+fn dot4(v: vec4<f32>, q: mat4x4<f32>) -> vec4<f32> {
+  return vec4<f32>(dot(v, q[0]), dot(v, q[1]), dot(v, q[2]), dot(v, q[3]));
+}
+
+fn macQuad(a: vec4<f32>, lo: vec4<f32>, hi: vec4<f32>, q: Quad) -> vec4<f32> {
+  return a + dot4(lo, q.l) + dot4(hi, q.h);
+}
+
+// acc += x chunk (lo: codes 0–3, hi: 4–7) · the 16 Ŵ rows.
+fn mac(a: Acc, lo: vec4<f32>, hi: vec4<f32>, w: WChunk) -> Acc {
+  return Acc(macQuad(a.c0, lo, hi, w.q0), macQuad(a.c1, lo, hi, w.q1), macQuad(a.c2, lo, hi, w.q2), macQuad(a.c3, lo, hi, w.q3));
+}
+
+// y[row, n0 + j] = output j (+ bias), the parts inside [M, N].
+fn storeCpuRow(a: Acc, row: u32, n0: u32, m: u32) {
+  if (row >= m) { return; }
+  let n = params.n;
+  let v = mat4x4<f32>(a.c0, a.c1, a.c2, a.c3);
+  for (var j = 0u; j < CPU_BN; j++) {
+    let col = n0 + j;
+    if (col < n) {
+      var o = v[j / 4u][j % 4u];
+      if (params.hasBias != 0u) { o += bias[col]; }
+      y[row * n + col] = o;
+    }
+  }
+}
+
+@compute @workgroup_size(CPU_WG)
+fn gemmCpu(@builtin(local_invocation_index) lid: u32,
+           @builtin(workgroup_id) wid: vec3<u32>,
+           @builtin(num_workgroups) nwg: vec3<u32>) {
+  let n = params.n;
+  let xRow = params.k / 4u;
+  let m = arrayLength(&x) / xRow;
+  let blk = cpuBlock(lid, wid, nwg, m);
+  if (!blk.valid) { return; }
+  // Rows past M or N repeat the last row (in bounds, never written).
+  let xo0 = min(blk.m0 + 0u, m - 1u) * xRow;
+  let xo1 = min(blk.m0 + 1u, m - 1u) * xRow;
+  let xo2 = min(blk.m0 + 2u, m - 1u) * xRow;
+  let xo3 = min(blk.m0 + 3u, m - 1u) * xRow;
+  let xo4 = min(blk.m0 + 4u, m - 1u) * xRow;
+  let xo5 = min(blk.m0 + 5u, m - 1u) * xRow;
+  let xo6 = min(blk.m0 + 6u, m - 1u) * xRow;
+  let xo7 = min(blk.m0 + 7u, m - 1u) * xRow;
+  let xo8 = min(blk.m0 + 8u, m - 1u) * xRow;
+  let xo9 = min(blk.m0 + 9u, m - 1u) * xRow;
+  let xo10 = min(blk.m0 + 10u, m - 1u) * xRow;
+  let xo11 = min(blk.m0 + 11u, m - 1u) * xRow;
+  let xo12 = min(blk.m0 + 12u, m - 1u) * xRow;
+  let xo13 = min(blk.m0 + 13u, m - 1u) * xRow;
+  let xo14 = min(blk.m0 + 14u, m - 1u) * xRow;
+  let xo15 = min(blk.m0 + 15u, m - 1u) * xRow;
+  let r0 = min(blk.n0 + 0u, n - 1u);
+  let r1 = min(blk.n0 + 1u, n - 1u);
+  let r2 = min(blk.n0 + 2u, n - 1u);
+  let r3 = min(blk.n0 + 3u, n - 1u);
+  let r4 = min(blk.n0 + 4u, n - 1u);
+  let r5 = min(blk.n0 + 5u, n - 1u);
+  let r6 = min(blk.n0 + 6u, n - 1u);
+  let r7 = min(blk.n0 + 7u, n - 1u);
+  let r8 = min(blk.n0 + 8u, n - 1u);
+  let r9 = min(blk.n0 + 9u, n - 1u);
+  let r10 = min(blk.n0 + 10u, n - 1u);
+  let r11 = min(blk.n0 + 11u, n - 1u);
+  let r12 = min(blk.n0 + 12u, n - 1u);
+  let r13 = min(blk.n0 + 13u, n - 1u);
+  let r14 = min(blk.n0 + 14u, n - 1u);
+  let r15 = min(blk.n0 + 15u, n - 1u);
+  let rowWords = params.rowVec4 * 4u;
+  let o0 = vec4<u32>(r0, r1, r2, r3) * rowWords;
+  let o1 = vec4<u32>(r4, r5, r6, r7) * rowWords;
+  let o2 = vec4<u32>(r8, r9, r10, r11) * rowWords;
+  let o3 = vec4<u32>(r12, r13, r14, r15) * rowWords;
+  var a0 = Acc();
+  var a1 = Acc();
+  var a2 = Acc();
+  var a3 = Acc();
+  var a4 = Acc();
+  var a5 = Acc();
+  var a6 = Acc();
+  var a7 = Acc();
+  var a8 = Acc();
+  var a9 = Acc();
+  var a10 = Acc();
+  var a11 = Acc();
+  var a12 = Acc();
+  var a13 = Acc();
+  var a14 = Acc();
+  var a15 = Acc();
+  let chunks = params.groupSize / 8u;  // a group is a whole number of chunks
+  for (var g = 0u; g < params.groups; g++) {
+    let g0 = groupRow(r0, g);
+    let g1 = groupRow(r1, g);
+    let g2 = groupRow(r2, g);
+    let g3 = groupRow(r3, g);
+    let g4 = groupRow(r4, g);
+    let g5 = groupRow(r5, g);
+    let g6 = groupRow(r6, g);
+    let g7 = groupRow(r7, g);
+    let g8 = groupRow(r8, g);
+    let g9 = groupRow(r9, g);
+    let g10 = groupRow(r10, g);
+    let g11 = groupRow(r11, g);
+    let g12 = groupRow(r12, g);
+    let g13 = groupRow(r13, g);
+    let g14 = groupRow(r14, g);
+    let g15 = groupRow(r15, g);
+    for (var c = g * chunks; c < (g + 1u) * chunks; c++) {
+      let w = WChunk(decodeQuad(o0, c, g0, g1, g2, g3),
+                     decodeQuad(o1, c, g4, g5, g6, g7),
+                     decodeQuad(o2, c, g8, g9, g10, g11),
+                     decodeQuad(o3, c, g12, g13, g14, g15));
+      let xi = 2u * c;
+      a0 = mac(a0, x[xo0 + xi], x[xo0 + xi + 1u], w);
+      a1 = mac(a1, x[xo1 + xi], x[xo1 + xi + 1u], w);
+      a2 = mac(a2, x[xo2 + xi], x[xo2 + xi + 1u], w);
+      a3 = mac(a3, x[xo3 + xi], x[xo3 + xi + 1u], w);
+      a4 = mac(a4, x[xo4 + xi], x[xo4 + xi + 1u], w);
+      a5 = mac(a5, x[xo5 + xi], x[xo5 + xi + 1u], w);
+      a6 = mac(a6, x[xo6 + xi], x[xo6 + xi + 1u], w);
+      a7 = mac(a7, x[xo7 + xi], x[xo7 + xi + 1u], w);
+      a8 = mac(a8, x[xo8 + xi], x[xo8 + xi + 1u], w);
+      a9 = mac(a9, x[xo9 + xi], x[xo9 + xi + 1u], w);
+      a10 = mac(a10, x[xo10 + xi], x[xo10 + xi + 1u], w);
+      a11 = mac(a11, x[xo11 + xi], x[xo11 + xi + 1u], w);
+      a12 = mac(a12, x[xo12 + xi], x[xo12 + xi + 1u], w);
+      a13 = mac(a13, x[xo13 + xi], x[xo13 + xi + 1u], w);
+      a14 = mac(a14, x[xo14 + xi], x[xo14 + xi + 1u], w);
+      a15 = mac(a15, x[xo15 + xi], x[xo15 + xi + 1u], w);
+    }
+  }
+  storeCpuRow(a0, blk.m0 + 0u, blk.n0, m);
+  storeCpuRow(a1, blk.m0 + 1u, blk.n0, m);
+  storeCpuRow(a2, blk.m0 + 2u, blk.n0, m);
+  storeCpuRow(a3, blk.m0 + 3u, blk.n0, m);
+  storeCpuRow(a4, blk.m0 + 4u, blk.n0, m);
+  storeCpuRow(a5, blk.m0 + 5u, blk.n0, m);
+  storeCpuRow(a6, blk.m0 + 6u, blk.n0, m);
+  storeCpuRow(a7, blk.m0 + 7u, blk.n0, m);
+  storeCpuRow(a8, blk.m0 + 8u, blk.n0, m);
+  storeCpuRow(a9, blk.m0 + 9u, blk.n0, m);
+  storeCpuRow(a10, blk.m0 + 10u, blk.n0, m);
+  storeCpuRow(a11, blk.m0 + 11u, blk.n0, m);
+  storeCpuRow(a12, blk.m0 + 12u, blk.n0, m);
+  storeCpuRow(a13, blk.m0 + 13u, blk.n0, m);
+  storeCpuRow(a14, blk.m0 + 14u, blk.n0, m);
+  storeCpuRow(a15, blk.m0 + 15u, blk.n0, m);
 }

@@ -14,8 +14,13 @@
  */
 import matmulF32Source from '../../shaders/matmul_f32.wgsl?raw';
 import type { MemoryLedger } from './ledger';
+import { tuningFor, type KernelTuning } from './tuning';
 
-/** Which kernel a dispatch uses: GEMV for a few rows (decode), tiled GEMM for many. */
+/**
+ * Which kernel a dispatch uses: GEMV for a few rows (decode), tiled GEMM for
+ * many. Layers with CPU-shaped tuning have one kernel, a barrier-free GEMM, for
+ * both.
+ */
 export type LinearKernel = 'gemv' | 'gemm';
 
 /** Up to this many rows of x the GEMV kernel is used (decode); above it, the tiled GEMM. */
@@ -27,6 +32,15 @@ export const LINEAR_WORKGROUP = 256;
 export const GEMV_ROWS = 4;
 /** Output tile edge of the GEMM kernels. */
 export const GEMM_TILE = 64;
+/** Invocations per workgroup of the CPU-shaped (barrier-free) GEMM kernels. */
+export const CPU_GEMM_WORKGROUP = 64;
+/** Output block of one invocation of a CPU-shaped GEMM: rows of x × output features. */
+export interface CpuGemmBlock {
+  m: number;
+  n: number;
+}
+/** The block of matmul_f32.wgsl `gemmCpu4` / `gemmCpu` (CPU_BM × CPU_BN there). */
+export const F32_CPU_BLOCK: CpuGemmBlock = { m: 32, n: 16 };
 
 export type EncodeTarget = GPUCommandEncoder | GPUComputePassEncoder;
 
@@ -45,7 +59,9 @@ export interface GpuLinear {
   /**
    * Records y[M, N] = x[M, K] · Wᵀ (+ bias) into `target`: a command encoder
    * (a compute pass is begun and ended around the dispatch) or an open compute
-   * pass (the dispatch is recorded into it). `kernel` overrides the choice.
+   * pass (the dispatch is recorded into it). `kernel` overrides the choice; a
+   * CPU-shaped layer runs its barrier-free GEMM for either (on CPU drivers it
+   * beats the GEMV even at M = 1).
    */
   encode(target: EncodeTarget, x: GPUBuffer, y: GPUBuffer, m: number, kernel?: LinearKernel): void;
   /** Releases the layer's buffers through the ledger. */
@@ -59,6 +75,11 @@ export interface LinearOptions {
   label?: string;
   /** overrides the device's maxComputeWorkgroupsPerDimension (tests of the 2D dispatch) */
   maxWorkgroupsPerDimension?: number;
+  /**
+   * kernel shapes; default `tuningFor(device)`. With `cpu` the layer runs the
+   * barrier-free CPU-shaped kernels (tests force either shape on any adapter).
+   */
+  tuning?: KernelTuning;
 }
 
 /** Splits `count` workgroups into a 2D grid within `maxPerDimension` per dimension. */
@@ -90,6 +111,12 @@ export function gemvWorkgroups(n: number, tpr: number): number {
 /** Workgroups of a GEMM of M × N outputs. */
 export function gemmWorkgroups(m: number, n: number): number {
   return Math.ceil(m / GEMM_TILE) * Math.ceil(n / GEMM_TILE);
+}
+
+/** Workgroups of a CPU-shaped GEMM of M × N outputs (one output block per invocation). */
+export function cpuGemmWorkgroups(m: number, n: number, block: CpuGemmBlock): number {
+  const blocks = Math.ceil(m / block.m) * Math.ceil(n / block.n);
+  return Math.ceil(blocks / CPU_GEMM_WORKGROUP);
 }
 
 // Compiled once per device and specialization.
@@ -186,6 +213,8 @@ export class F32Linear implements GpuLinear {
   readonly bytes: number;
   readonly label: string;
   readonly variant = 'f32';
+  /** true: the CPU-shaped kernels (see LinearOptions.tuning) */
+  readonly cpu: boolean;
   private readonly device: GPUDevice;
   private readonly weight: GPUBuffer;
   private readonly bias: GPUBuffer | null;
@@ -210,6 +239,7 @@ export class F32Linear implements GpuLinear {
     }
     checkBinding(this.device, this.label, 'W', n * k * 4);
     this.maxPerDim = options.maxWorkgroupsPerDimension ?? this.device.limits.maxComputeWorkgroupsPerDimension;
+    this.cpu = (options.tuning ?? tuningFor(this.device)).cpu;
     this.tpr = gemvTeamWidth(k % 4 === 0 ? k / 4 : k);
     this.weight = ledger.upload('weights', w, `${this.label}.weight`);
     this.bias = options.bias ? ledger.upload('weights', options.bias, `${this.label}.bias`) : null;
@@ -219,36 +249,39 @@ export class F32Linear implements GpuLinear {
   }
 
   kernelFor(m: number): LinearKernel {
-    return m <= GEMV_MAX_M ? 'gemv' : 'gemm';
+    return m <= GEMV_MAX_M && !this.cpu ? 'gemv' : 'gemm';
   }
 
   encode(target: EncodeTarget, x: GPUBuffer, y: GPUBuffer, m: number, kernel: LinearKernel = this.kernelFor(m)): void {
     checkOperands(this.label, this.n, this.k, x, y, m);
     checkBinding(this.device, this.label, `x [${m}, ${this.k}]`, m * this.k * 4);
-    const entry = kernel === 'gemm' ? 'gemm' : this.k % 4 === 0 ? 'gemv4' : 'gemv';
+    // The vec4 kernels (gemv4, gemmCpu4) need K % 4 = 0 and read x and W through bindings 5 and 6.
+    const vec4 = this.k % 4 === 0;
+    const entry = this.cpu ? (vec4 ? 'gemmCpu4' : 'gemmCpu') : kernel === 'gemm' ? 'gemm' : vec4 ? 'gemv4' : 'gemv';
+    const gemv = entry === 'gemv4' || entry === 'gemv';
     const hasBias = this.bias !== null;
-    const pipeline = cachedPipeline(
-      this.device,
-      'matmul_f32',
-      matmulF32Source,
-      entry,
-      entry === 'gemm' ? {} : { HAS_BIAS: hasBias ? 1 : 0, TPR: this.tpr },
-    );
+    // Only the GEMV kernels are specialized; the GEMMs read params.hasBias.
+    const constants: Record<string, number> = gemv ? { HAS_BIAS: hasBias ? 1 : 0, TPR: this.tpr } : {};
+    const pipeline = cachedPipeline(this.device, 'matmul_f32', matmulF32Source, entry, constants);
     const bindGroup = this.bindGroups.get(x, y, `${entry}:${m}`, () => {
-      const vec4 = entry === 'gemv4';
+      const asVec4 = vec4 && entry !== 'gemm';
       return this.device.createBindGroup({
         label: `${this.label}.${entry}`,
         layout: pipeline.getBindGroupLayout(0),
         entries: [
-          { binding: vec4 ? 5 : 0, resource: { buffer: x, offset: 0, size: m * this.k * 4 } },
-          { binding: vec4 ? 6 : 1, resource: { buffer: this.weight } },
+          { binding: asVec4 ? 5 : 0, resource: { buffer: x, offset: 0, size: m * this.k * 4 } },
+          { binding: asVec4 ? 6 : 1, resource: { buffer: this.weight } },
           { binding: 2, resource: { buffer: this.bias ?? this.weight } },
           { binding: 3, resource: { buffer: y, offset: 0, size: m * this.n * 4 } },
           { binding: 4, resource: { buffer: this.params } },
         ],
       });
     });
-    const count = kernel === 'gemm' ? gemmWorkgroups(m, this.n) : gemvWorkgroups(this.n, this.tpr);
+    const count = gemv
+      ? gemvWorkgroups(this.n, this.tpr)
+      : this.cpu
+        ? cpuGemmWorkgroups(m, this.n, F32_CPU_BLOCK)
+        : gemmWorkgroups(m, this.n);
     recordDispatch(target, pipeline, bindGroup, dispatchGrid(count, this.maxPerDim), `${this.label}.${entry}`);
   }
 

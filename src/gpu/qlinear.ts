@@ -5,12 +5,15 @@
  * f32 scales, u8 zero points) plus an optional f32 bias.
  */
 import qmatmulSource from '../../shaders/qmatmul.wgsl?raw';
-import { groupsPerRow, packedBytes, validatePacked, type PackedLinear, type QuantBits } from '../core/quant/format';
+import { validatePacked, type PackedLinear, type QuantBits } from '../core/quant/format';
+import { releasePacked, uploadPacked, type PackedBuffers } from './packed-table';
 import type { MemoryLedger } from './ledger';
+import { tuningFor } from './tuning';
 import {
   BindGroupCache,
   GEMV_MAX_M,
   cachedPipeline,
+  cpuGemmWorkgroups,
   checkBinding,
   checkOperands,
   dispatchGrid,
@@ -18,6 +21,7 @@ import {
   gemvTeamWidth,
   gemvWorkgroups,
   recordDispatch,
+  type CpuGemmBlock,
   type EncodeTarget,
   type GpuLinear,
   type LinearOptions,
@@ -28,6 +32,9 @@ import {
 export function gemvUnitCodes(bits: number): number {
   return bits === 3 ? 128 : 128 / bits;
 }
+
+/** The block of qmatmul.wgsl `gemmCpu` (CPU_BM × CPU_BN there). */
+export const QUANT_CPU_BLOCK: CpuGemmBlock = { m: 16, n: 16 };
 
 export class QuantLinear implements GpuLinear {
   readonly n: number;
@@ -42,7 +49,12 @@ export class QuantLinear implements GpuLinear {
   readonly label: string;
   /** e.g. "q4 g128 asym" ("g" + K for one group per row) */
   readonly variant: string;
+  /** true: the CPU-shaped kernels (see LinearOptions.tuning) */
+  readonly cpu: boolean;
   private readonly device: GPUDevice;
+  /** the packed weights on the GPU (shared with a tied embedding when given one) */
+  readonly table: PackedBuffers;
+  private readonly ownsTable: boolean;
   private readonly codes: GPUBuffer;
   private readonly scales: GPUBuffer;
   private readonly zeros: GPUBuffer | null;
@@ -52,64 +64,71 @@ export class QuantLinear implements GpuLinear {
   private readonly maxPerDim: number;
   private readonly bindGroups = new BindGroupCache();
 
-  constructor(private readonly ledger: MemoryLedger, packed: PackedLinear, options: LinearOptions = {}) {
+  /**
+   * From a PackedLinear (uploaded here, freed by destroy) or from packed
+   * buffers already on the GPU (shared, e.g. a tied head reading the packed
+   * embedding table; their owner frees them).
+   */
+  constructor(private readonly ledger: MemoryLedger, packed: PackedLinear | PackedBuffers, options: LinearOptions = {}) {
     this.device = ledger.device;
     const { n, k } = packed;
     this.label = options.label ?? `qlinear[${n}x${k}]`;
-    validatePacked(packed, this.label);
+    const shared = 'bytes' in packed; // PackedBuffers (on the GPU) rather than a PackedLinear
+    if (!shared) validatePacked(packed as PackedLinear, this.label);
     if (options.bias && options.bias.length !== n) {
       throw new Error(`${this.label}: bias holds ${options.bias.length} values, expected N=${n}.`);
     }
-    checkBinding(this.device, this.label, 'packed codes', packed.codes.byteLength);
+    checkBinding(this.device, this.label, 'packed codes', shared ? (packed as PackedBuffers).codes.size : (packed as PackedLinear).codes.byteLength);
     this.n = n;
     this.k = k;
     this.bits = packed.bits;
     this.groupSize = packed.groupSize;
     this.symmetric = packed.symmetric;
     this.maxPerDim = options.maxWorkgroupsPerDimension ?? this.device.limits.maxComputeWorkgroupsPerDimension;
+    this.cpu = (options.tuning ?? tuningFor(this.device)).cpu;
     this.tpr = gemvTeamWidth(Math.ceil(k / gemvUnitCodes(packed.bits)));
-    this.codes = ledger.upload('weights', packed.codes, `${this.label}.codes`);
-    this.scales = ledger.upload('weights', packed.scales, `${this.label}.scales`);
-    this.zeros = packed.zeros ? ledger.upload('weights', packed.zeros, `${this.label}.zeros`) : null;
+    this.table = shared ? (packed as PackedBuffers) : uploadPacked(ledger, packed as PackedLinear, this.label);
+    this.ownsTable = !shared;
+    ({ codes: this.codes, scales: this.scales, zeros: this.zeros } = this.table);
     this.bias = options.bias ? ledger.upload('weights', options.bias, `${this.label}.bias`) : null;
-    this.packedBytes = packedBytes(packed);
+    this.packedBytes = this.table.packedBytes;
     this.variant = `q${packed.bits} g${packed.groupSize} ${packed.symmetric ? 'sym' : 'asym'}`;
     this.bytes = this.codes.size + this.scales.size + (this.zeros?.size ?? 0) + (this.bias?.size ?? 0);
     this.params = ledger.createBuffer('scratch', 32, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, `${this.label}.params`);
     this.device.queue.writeBuffer(
       this.params,
       0,
-      new Uint32Array([n, k, groupsPerRow(packed), packed.wordsPerRow / 4, packed.bits, packed.groupSize, packed.symmetric ? 1 : 0, this.bias ? 1 : 0]),
+      new Uint32Array([n, k, this.table.groups, packed.wordsPerRow / 4, packed.bits, packed.groupSize, packed.symmetric ? 1 : 0, this.bias ? 1 : 0]),
     );
   }
 
   kernelFor(m: number): LinearKernel {
-    return m <= GEMV_MAX_M ? 'gemv' : 'gemm';
+    return m <= GEMV_MAX_M && !this.cpu ? 'gemv' : 'gemm';
   }
 
   encode(target: EncodeTarget, x: GPUBuffer, y: GPUBuffer, m: number, kernel: LinearKernel = this.kernelFor(m)): void {
     checkOperands(this.label, this.n, this.k, x, y, m);
     checkBinding(this.device, this.label, `x [${m}, ${this.k}]`, m * this.k * 4);
     const hasBias = this.bias !== null;
-    // gemv is specialized per scheme; gemm reads the scheme from params (see qmatmul.wgsl).
-    const pipeline = cachedPipeline(
-      this.device,
-      'qmatmul',
-      qmatmulSource,
-      kernel,
-      kernel === 'gemv'
+    const entry = this.cpu ? 'gemmCpu' : kernel;
+    // gemv is specialized per scheme, gemmCpu per code width; gemm reads the scheme from params (see qmatmul.wgsl).
+    const constants: Record<string, number> =
+      entry === 'gemv'
         ? { BITS: this.bits, GROUP: this.groupSize, SYMMETRIC: this.symmetric ? 1 : 0, HAS_BIAS: hasBias ? 1 : 0, TPR: this.tpr }
-        : {},
-    );
-    const bindGroup = this.bindGroups.get(x, y, `${kernel}:${m}`, () =>
+        : entry === 'gemmCpu'
+          ? { BITS: this.bits }
+          : {};
+    const pipeline = cachedPipeline(this.device, 'qmatmul', qmatmulSource, entry, constants);
+    const bindGroup = this.bindGroups.get(x, y, `${entry}:${m}`, () =>
       this.device.createBindGroup({
-        label: `${this.label}.${kernel}`,
+        label: `${this.label}.${entry}`,
         layout: pipeline.getBindGroupLayout(0),
         entries: [
           { binding: 0, resource: { buffer: x, offset: 0, size: m * this.k * 4 } },
-          { binding: 1, resource: { buffer: this.codes } },
+          // gemmCpu reads the codes as u32 words (binding 7), the others as vec4<u32>.
+          { binding: entry === 'gemmCpu' ? 7 : 1, resource: { buffer: this.codes } },
           { binding: 2, resource: { buffer: this.scales } },
-          // Symmetric layers store no zero points; the kernel never reads this binding then.
+          // Symmetric layers store no zero points; the kernels never read this binding then.
           { binding: 3, resource: { buffer: this.zeros ?? this.scales } },
           { binding: 4, resource: { buffer: this.bias ?? this.scales } },
           { binding: 5, resource: { buffer: y, offset: 0, size: m * this.n * 4 } },
@@ -117,15 +136,14 @@ export class QuantLinear implements GpuLinear {
         ],
       }),
     );
-    const count = kernel === 'gemm' ? gemmWorkgroups(m, this.n) : gemvWorkgroups(this.n, this.tpr);
-    recordDispatch(target, pipeline, bindGroup, dispatchGrid(count, this.maxPerDim), `${this.label}.${kernel}`);
+    const count =
+      entry === 'gemv' ? gemvWorkgroups(this.n, this.tpr) : entry === 'gemmCpu' ? cpuGemmWorkgroups(m, this.n, QUANT_CPU_BLOCK) : gemmWorkgroups(m, this.n);
+    recordDispatch(target, pipeline, bindGroup, dispatchGrid(count, this.maxPerDim), `${this.label}.${entry}`);
   }
 
   destroy(): void {
     this.bindGroups.clear();
-    this.ledger.release(this.codes);
-    this.ledger.release(this.scales);
-    this.ledger.release(this.zeros);
+    if (this.ownsTable) releasePacked(this.ledger, this.table);
     this.ledger.release(this.bias);
     this.ledger.release(this.params);
   }

@@ -13,6 +13,7 @@ import { quantizeRtn } from '../../src/core/quant/rtn';
 import { MemoryLedger } from '../../src/gpu/ledger';
 import { F32Linear, type GpuLinear, type LinearKernel } from '../../src/gpu/linear';
 import { QuantLinear } from '../../src/gpu/qlinear';
+import { CPU_TUNING, GPU_TUNING, type KernelTuning } from '../../src/gpu/tuning';
 import { dawnDevice } from '../helpers/dawn';
 
 let device: GPUDevice;
@@ -107,12 +108,18 @@ function expectClose(label: string, got: Float32Array, ref: { y: Float64Array; m
   expect(worst, `${label}: worst |error| / Σ|x·ŵ|`).toBeLessThan(1e-5);
 }
 
-async function checkQuant(n: number, k: number, scheme: QuantScheme, ms: { kernel: LinearKernel; m: number }[], opts: { bias?: boolean; maxWorkgroupsPerDimension?: number } = {}) {
+interface CheckOptions {
+  bias?: boolean;
+  maxWorkgroupsPerDimension?: number;
+  tuning?: KernelTuning;
+}
+
+async function checkQuant(n: number, k: number, scheme: QuantScheme, ms: { kernel: LinearKernel; m: number }[], opts: CheckOptions = {}) {
   const seed = n * 7919 + k * 31 + scheme.bits * 3 + (scheme.symmetric ? 1 : 0);
   const packed = quantizeRtn(randomWeights(n, k, seed), n, k, scheme);
   const bias = opts.bias ? randomFloats(n, seed + 1) : undefined;
   const label = `q${scheme.bits} ${scheme.groupSize} ${scheme.symmetric ? 'sym' : 'asym'} [${n}x${k}]`;
-  const linear = new QuantLinear(ledger, packed, { bias, label, maxWorkgroupsPerDimension: opts.maxWorkgroupsPerDimension });
+  const linear = new QuantLinear(ledger, packed, { bias, label, maxWorkgroupsPerDimension: opts.maxWorkgroupsPerDimension, tuning: opts.tuning });
   const cases = ms.map(({ kernel, m }, i) => ({ kernel, m, x: randomFloats(m * k, seed + 17 * (i + 2)) }));
   const outs = await runLinear(linear, cases);
   const w = dequantize(packed);
@@ -120,36 +127,46 @@ async function checkQuant(n: number, k: number, scheme: QuantScheme, ms: { kerne
   linear.destroy();
 }
 
-describe('qmatmul: packed GEMV and GEMM against x · dequantize(W)ᵀ', () => {
-  const groups: (number | 'row')[] = [32, 64, 128, 'row'];
-  for (const bits of [2, 3, 4, 8] as QuantBits[]) {
-    it(`${bits}-bit, groups 32/64/128/row, sym and asym, N=67 K=384`, async () => {
-      for (const groupSize of groups) {
-        for (const symmetric of [false, true]) {
-          await checkQuant(67, 384, { bits, groupSize, symmetric }, [
-            { kernel: 'gemv', m: 1 },
-            { kernel: 'gemm', m: 37 },
-          ]);
+// Both kernel shapes run on any adapter: the GPU one (GEMV for a few rows,
+// tiled GEMM with workgroup memory) and the CPU one (the barrier-free GEMM for
+// every M). A CPU-shaped layer runs its GEMM whichever kernel a case names.
+const SHAPES = [['GPU-shaped', GPU_TUNING], ['CPU-shaped', CPU_TUNING]] as const;
+
+for (const [shape, tuning] of SHAPES) {
+  describe(`qmatmul (${shape}): packed GEMV and GEMM against x · dequantize(W)ᵀ`, () => {
+    const groups: (number | 'row')[] = [32, 64, 128, 'row'];
+    for (const bits of [2, 3, 4, 8] as QuantBits[]) {
+      it(`${bits}-bit, groups 32/64/128/row, sym and asym, N=67 K=384`, async () => {
+        for (const groupSize of groups) {
+          for (const symmetric of [false, true]) {
+            await checkQuant(67, 384, { bits, groupSize, symmetric }, [
+              { kernel: 'gemv', m: 1 },
+              { kernel: 'gemm', m: 37 },
+            ], { tuning });
+          }
         }
-      }
+      });
+    }
+
+    it('rows padded to 16 bytes (2 bits at K=96, 3 bits at K=96 and K=160), with bias, M=3 GEMV and M=70 GEMM (two row tiles)', async () => {
+      const ms = [{ kernel: 'gemv' as const, m: 3 }, { kernel: 'gemm' as const, m: 70 }];
+      await checkQuant(133, 96, { bits: 2, groupSize: 32, symmetric: false }, ms, { bias: true, tuning });
+      await checkQuant(133, 96, { bits: 3, groupSize: 32, symmetric: true }, ms, { bias: true, tuning });
+      await checkQuant(133, 160, { bits: 3, groupSize: 32, symmetric: false }, ms, { bias: true, tuning });
     });
-  }
 
-  it('rows padded to 16 bytes (2 bits at K=96, 3 bits at K=96 and K=160), with bias, M=3 GEMV and M=70 GEMM (two row tiles)', async () => {
-    const ms = [{ kernel: 'gemv' as const, m: 3 }, { kernel: 'gemm' as const, m: 70 }];
-    await checkQuant(133, 96, { bits: 2, groupSize: 32, symmetric: false }, ms, { bias: true });
-    await checkQuant(133, 96, { bits: 3, groupSize: 32, symmetric: true }, ms, { bias: true });
-    await checkQuant(133, 160, { bits: 3, groupSize: 32, symmetric: false }, ms, { bias: true });
+    it('splits large dispatches into a 2D grid', async () => {
+      // 4 bits at K=384: GEMV 8 workgroups (teams of 8, 128 rows each); GEMM 2 · 16 tiles;
+      // CPU GEMM ⌈100/8⌉ · ⌈1000/16⌉ = 819 blocks → 13 workgroups. All exceed 6.
+      await checkQuant(1000, 384, { bits: 4, groupSize: 128, symmetric: false }, [
+        { kernel: 'gemv', m: 1 },
+        { kernel: 'gemm', m: 100 },
+      ], { maxWorkgroupsPerDimension: 6, bias: true, tuning });
+    });
   });
+}
 
-  it('splits large dispatches into a 2D grid', async () => {
-    // 4 bits at K=384: 8 invocations per row team, 128 rows per workgroup → 8 workgroups, GEMM 16 tiles.
-    await checkQuant(1000, 384, { bits: 4, groupSize: 128, symmetric: false }, [
-      { kernel: 'gemv', m: 1 },
-      { kernel: 'gemm', m: 37 },
-    ], { maxWorkgroupsPerDimension: 6, bias: true });
-  });
-
+describe('QuantLinear', () => {
   it('refuses shapes and operands that do not fit, saying why', () => {
     expect(() => quantizeRtn(new Float32Array(67 * 100), 67, 100, { bits: 4, groupSize: 128, symmetric: false })).toThrow(
       /K=100 is not a multiple of group size 128/,
@@ -167,6 +184,18 @@ describe('qmatmul: packed GEMV and GEMM against x · dequantize(W)ᵀ', () => {
     ledger.release(y);
   });
 
+  it('picks its kernels from the tuning: GEMV for a few rows on GPUs, the CPU GEMM for every M on CPU adapters', () => {
+    const packed = quantizeRtn(randomWeights(8, 64, 5), 8, 64, { bits: 4, groupSize: 32, symmetric: false });
+    const gpu = new QuantLinear(ledger, packed, { tuning: GPU_TUNING });
+    const cpu = new QuantLinear(ledger, packed, { tuning: CPU_TUNING });
+    const f32 = new F32Linear(ledger, randomWeights(8, 64, 6), 8, 64, { tuning: CPU_TUNING });
+    expect([gpu.kernelFor(1), gpu.kernelFor(4), gpu.kernelFor(5)]).toEqual(['gemv', 'gemv', 'gemm']);
+    expect([cpu.cpu, cpu.kernelFor(1), f32.kernelFor(1)]).toEqual([true, 'gemm', 'gemm']);
+    gpu.destroy();
+    cpu.destroy();
+    f32.destroy();
+  });
+
   it('holds exactly the packed bytes as weights', () => {
     const before = ledger.snapshot().current.weights;
     const packed = quantizeRtn(randomWeights(64, 256, 9), 64, 256, { bits: 4, groupSize: 128, symmetric: false });
@@ -181,26 +210,29 @@ describe('qmatmul: packed GEMV and GEMM against x · dequantize(W)ᵀ', () => {
   });
 });
 
-describe('matmul_f32: GEMV and GEMM against x · Wᵀ', () => {
-  async function checkF32(m: number, n: number, k: number, kernels: LinearKernel[], opts: { bias?: boolean; maxWorkgroupsPerDimension?: number } = {}) {
-    const seed = m * 13 + n * 7 + k;
-    const w = randomWeights(n, k, seed);
-    const bias = opts.bias ? randomFloats(n, seed + 1) : undefined;
-    const linear = new F32Linear(ledger, w, n, k, { bias, label: `f32 [${n}x${k}]`, maxWorkgroupsPerDimension: opts.maxWorkgroupsPerDimension });
-    const cases = kernels.map((kernel, i) => ({ kernel, m, x: randomFloats(m * k, seed + 5 * (i + 2)) }));
-    const outs = await runLinear(linear, cases);
-    cases.forEach((c, i) => expectClose(`f32 ${m}x${n}x${k} ${c.kernel}`, outs[i], reference(c.x, w, m, n, k, bias)));
-    linear.destroy();
-  }
+for (const [shape, tuning] of SHAPES) {
+  describe(`matmul_f32 (${shape}): GEMV and GEMM against x · Wᵀ`, () => {
+    async function checkF32(m: number, n: number, k: number, kernels: LinearKernel[], opts: CheckOptions = {}) {
+      const seed = m * 13 + n * 7 + k;
+      const w = randomWeights(n, k, seed);
+      const bias = opts.bias ? randomFloats(n, seed + 1) : undefined;
+      const linear = new F32Linear(ledger, w, n, k, { bias, label: `f32 [${n}x${k}]`, maxWorkgroupsPerDimension: opts.maxWorkgroupsPerDimension, tuning });
+      const cases = kernels.map((kernel, i) => ({ kernel, m, x: randomFloats(m * k, seed + 5 * (i + 2)) }));
+      const outs = await runLinear(linear, cases);
+      cases.forEach((c, i) => expectClose(`f32 ${m}x${n}x${k} ${c.kernel}`, outs[i], reference(c.x, w, m, n, k, bias)));
+      linear.destroy();
+    }
 
-  it('odd shapes: M·N·K = 37·67·45 (GEMM and GEMV), M=1, K a multiple of 4 (vec4 GEMV)', async () => {
-    await checkF32(37, 67, 45, ['gemm', 'gemv'], { bias: true });
-    await checkF32(1, 67, 45, ['gemv', 'gemm']);
-    await checkF32(2, 133, 48, ['gemv', 'gemm'], { bias: true });
-    await checkF32(65, 1, 1, ['gemm', 'gemv']);
-  });
+    it('odd shapes: M·N·K = 37·67·45 (GEMM and GEMV), M=1, K a multiple of 4 (vec4 GEMV)', async () => {
+      await checkF32(37, 67, 45, ['gemm', 'gemv'], { bias: true });
+      await checkF32(1, 67, 45, ['gemv', 'gemm']);
+      await checkF32(2, 133, 48, ['gemv', 'gemm'], { bias: true });
+      await checkF32(65, 1, 1, ['gemm', 'gemv']);
+    });
 
-  it('splits large dispatches into a 2D grid', async () => {
-    await checkF32(37, 1000, 64, ['gemv', 'gemm'], { maxWorkgroupsPerDimension: 6 });
+    it('splits large dispatches into a 2D grid', async () => {
+      // GEMV 8 workgroups; GEMM 2 · 16 tiles; CPU GEMM ⌈100/16⌉ · ⌈1000/16⌉ = 441 blocks → 7 workgroups.
+      await checkF32(100, 1000, 64, ['gemv', 'gemm'], { maxWorkgroupsPerDimension: 6 });
+    });
   });
-});
+}

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { dispatchGrid, gemmWorkgroups, gemvTeamWidth, gemvWorkgroups } from '../../src/gpu/linear';
-import { gemvUnitCodes } from '../../src/gpu/qlinear';
+import { F32_CPU_BLOCK, cpuGemmWorkgroups, dispatchGrid, gemmWorkgroups, gemvTeamWidth, gemvWorkgroups } from '../../src/gpu/linear';
+import { QUANT_CPU_BLOCK, gemvUnitCodes } from '../../src/gpu/qlinear';
 
 describe('linear dispatch sizes', () => {
   it('keeps each grid dimension within the limit', () => {
@@ -26,5 +26,15 @@ describe('linear dispatch sizes', () => {
     // 4-bit, K=896: 28 vec4 per row → team of 8, 128 rows per workgroup.
     expect(gemvWorkgroups(151936, gemvTeamWidth(896 / 32))).toBe(1187);
     expect(gemmWorkgroups(512, 151936)).toBe(8 * 2374);
+  });
+
+  it('counts CPU-shaped GEMM workgroups: one output block per invocation, 64 per workgroup', () => {
+    // f32 blocks of 32 × 16: ⌈512/32⌉ · ⌈768/16⌉ = 16 · 48 = 768 blocks → 12 workgroups.
+    expect(cpuGemmWorkgroups(512, 768, F32_CPU_BLOCK)).toBe(12);
+    // Partial blocks round up: ⌈37/32⌉ · ⌈67/16⌉ = 2 · 5 = 10 blocks → 1 workgroup.
+    expect(cpuGemmWorkgroups(37, 67, F32_CPU_BLOCK)).toBe(1);
+    // quantized blocks of 16 × 16: ⌈512/16⌉ · ⌈151936/16⌉ = 32 · 9496 blocks → 4748 workgroups.
+    expect(cpuGemmWorkgroups(512, 151936, QUANT_CPU_BLOCK)).toBe(4748);
+    expect(cpuGemmWorkgroups(1, 1, QUANT_CPU_BLOCK)).toBe(1);
   });
 });

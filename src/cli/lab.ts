@@ -13,6 +13,7 @@
  * --bits      RTN bit widths (2, 3, 4, 8)          --group  32, 64, 128 or row
  * --schemes   explicit RTN schemes instead of bits × group, e.g. w8-row,w4-g128,w2-g64
  * --sym       symmetric RTN (default asymmetric)   --head   quantize the output head too
+ * --embed     quantize the token embedding table too (a tied head shares it)
  * --protocol  gptq, llamacpp (window 512 unless --seqlen)
  * --slice N   only the first N windows (default: the whole test set)
  * --check-reference  compare embedded models with tests/fixtures/reference (PyTorch)
@@ -46,6 +47,7 @@ interface SweepArgs {
   schemes: string[];
   symmetric: boolean;
   head: boolean;
+  embed: boolean;
   protocols: ProtocolName[];
   seqlen: number;
   slice: number | null;
@@ -60,7 +62,7 @@ function usage(message: string): never {
 
 function parseSweep(argv: string[]): SweepArgs {
   const a: SweepArgs = {
-    models: ['qlab-llama-6m'], methods: ['none', 'rtn'], bits: [8, 4, 3, 2], groups: [128], schemes: [], symmetric: false, head: false,
+    models: ['qlab-llama-6m'], methods: ['none', 'rtn'], bits: [8, 4, 3, 2], groups: [128], schemes: [], symmetric: false, head: false, embed: false,
     protocols: ['gptq'], seqlen: 512, slice: null, out: 'lab-results', checkReference: false,
   };
   const list = (v: string | undefined) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
@@ -75,6 +77,7 @@ function parseSweep(argv: string[]): SweepArgs {
       case '--schemes': a.schemes = list(value()); break;
       case '--sym': a.symmetric = true; break;
       case '--head': a.head = true; break;
+      case '--embed': a.embed = true; break;
       case '--protocol': a.protocols = list(value()) as ProtocolName[]; break;
       case '--seqlen': a.seqlen = Number(value()); break;
       case '--slice': a.slice = Number(value()); break;
@@ -95,10 +98,10 @@ function rtnSpecs(a: SweepArgs): MethodSpec[] {
     return a.schemes.map((s) => {
       const m = /^w([2348])-(row|g\d+)$/.exec(s);
       if (!m) usage(`scheme "${s}" is not of the form w4-g128 or w8-row`);
-      return { id: 'rtn', bits: Number(m[1]) as 2 | 3 | 4 | 8, groupSize: m[2] === 'row' ? 'row' : Number(m[2].slice(1)), symmetric: a.symmetric, quantizeHead: a.head };
+      return { id: 'rtn', bits: Number(m[1]) as 2 | 3 | 4 | 8, groupSize: m[2] === 'row' ? 'row' : Number(m[2].slice(1)), symmetric: a.symmetric, quantizeHead: a.head, quantizeEmbeddings: a.embed };
     });
   }
-  return a.bits.flatMap((bits) => a.groups.map((groupSize): MethodSpec => ({ id: 'rtn', bits: bits as 2 | 3 | 4 | 8, groupSize, symmetric: a.symmetric, quantizeHead: a.head })));
+  return a.bits.flatMap((bits) => a.groups.map((groupSize): MethodSpec => ({ id: 'rtn', bits: bits as 2 | 3 | 4 | 8, groupSize, symmetric: a.symmetric, quantizeHead: a.head, quantizeEmbeddings: a.embed })));
 }
 
 function modelDir(model: string): string {
@@ -116,7 +119,7 @@ function referenceFor(model: string, spec: ExperimentSpec): { ppl: number; windo
   const m = spec.method;
   let entry = ref;
   if (m.id === 'rtn') {
-    if (m.symmetric || m.quantizeHead) return null;
+    if (m.symmetric || m.quantizeHead || m.quantizeEmbeddings) return null;
     entry = ref.rtn?.[`w${m.bits}_${m.groupSize === 'row' ? 'row' : `g${m.groupSize}`}`];
   }
   const p = entry?.[spec.eval.protocol];

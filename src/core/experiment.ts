@@ -18,6 +18,7 @@ export interface RtnMethodSpec {
   groupSize: number | 'row';
   symmetric: boolean;
   quantizeHead?: boolean;
+  quantizeEmbeddings?: boolean;
 }
 export type MethodSpec = BaselineMethod | RtnMethodSpec;
 
@@ -85,5 +86,5 @@ export interface Result {
 export function methodName(m: MethodSpec): string {
   if (m.id === 'none') return 'f32';
   const g = m.groupSize === 'row' ? 'row' : `g${m.groupSize}`;
-  return `RTN W${m.bits} ${g}${m.symmetric ? ' sym' : ''}${m.quantizeHead ? ' +head' : ''}`;
+  return `RTN W${m.bits} ${g}${m.symmetric ? ' sym' : ''}${m.quantizeHead ? ' +head' : ''}${m.quantizeEmbeddings ? ' +embed' : ''}`;
 }

@@ -6,6 +6,8 @@
  * parameters taken from a per-forward uniform arena.
  */
 import embedWgsl from '../../shaders/embed.wgsl?raw';
+import embedPackedWgsl from '../../shaders/embed_packed.wgsl?raw';
+import type { PackedBuffers } from './packed-table';
 import normWgsl from '../../shaders/norm.wgsl?raw';
 import ropeWgsl from '../../shaders/rope.wgsl?raw';
 import attentionWgsl from '../../shaders/attention.wgsl?raw';
@@ -73,7 +75,7 @@ export class UniformArena {
 type Bindings = (GPUBuffer | GPUBufferBinding)[];
 
 export class DecoderKernels {
-  private readonly pipelines: Record<'embed' | 'norm' | 'rope' | 'attention' | 'attentionSerial' | 'elementwise' | 'nll', GPUComputePipeline>;
+  private readonly pipelines: Record<'embed' | 'embedPacked' | 'norm' | 'rope' | 'attention' | 'attentionSerial' | 'elementwise' | 'nll', GPUComputePipeline>;
   private readonly maxDim: number;
   /** A 16-byte buffer bound where a kernel's optional input is unused. */
   readonly dummy: GPUBuffer;
@@ -87,6 +89,7 @@ export class DecoderKernels {
       });
     this.pipelines = {
       embed: make(embedWgsl, 'embed'),
+      embedPacked: make(embedPackedWgsl, 'embed (packed)'),
       norm: make(normWgsl, 'norm', { WG: tuning.reductionWidth }),
       rope: make(ropeWgsl, 'rope'),
       attention: make(attentionWgsl, 'attention', { TILE: tuning.attentionTile }),
@@ -114,6 +117,13 @@ export class DecoderKernels {
   embed(pass: GPUComputePassEncoder, arena: UniformArena, a: { rows: number; dim: number; pastLen: number; ids: GPUBuffer; tokens: GPUBuffer; positions: GPUBuffer | null; out: GPUBuffer }): void {
     const params = arena.push([a.rows, a.dim, a.pastLen, a.positions ? 1 : 0]);
     this.run(pass, 'embed', [params, a.ids, a.tokens, a.positions ?? this.dummy, a.out], Math.ceil((a.rows * a.dim) / 256));
+  }
+
+  /** x[M, D] = dequantized rows ids of a packed token table (+ positions[pastLen + m]). */
+  embedPacked(pass: GPUComputePassEncoder, arena: UniformArena, a: { rows: number; pastLen: number; ids: GPUBuffer; table: PackedBuffers; positions: GPUBuffer | null; out: GPUBuffer }): void {
+    const t = a.table;
+    const params = arena.push([a.rows, t.k, a.pastLen, a.positions ? 1 : 0, t.wordsPerRow, t.groups, t.bits, t.groupSize, t.symmetric ? 1 : 0]);
+    this.run(pass, 'embedPacked', [params, a.ids, t.codes, t.scales, t.zeros ?? t.scales, a.positions ?? this.dummy, a.out], Math.ceil((a.rows * t.k) / 256));
   }
 
   /** y = norm(x) · weight (+ bias); kind 'rmsnorm' or 'layernorm'. */

@@ -17,6 +17,8 @@ import { ropeTable } from '../core/reference';
 import { ropeInverseFrequencies } from '../core/rope';
 import { DecoderKernels, UniformArena } from './kernels';
 import type { MemoryLedger } from './ledger';
+import type { PackedLinear } from '../core/quant/format';
+import { releasePacked, uploadPacked, type PackedBuffers } from './packed-table';
 
 /** A linear layer y[m, n] = x[m, k] · Wᵀ (+ bias) on the GPU, f32 or packed. */
 export interface LinearLayer {
@@ -45,6 +47,14 @@ export interface ExecutorOptions {
   linear: LinearFactory;
   /** rows of logits computed at once; defaults to what fits in 64 MiB */
   headChunkRows?: number;
+  /**
+   * The packed form of the token embedding table [vocab, hidden], or null to
+   * keep it in f32. For a tied model the head then multiplies with the same
+   * packed table (`tiedHead` builds that layer from it).
+   */
+  quantizeEmbedding?: (weight: Float32Array, vocab: number, hidden: number) => PackedLinear | null;
+  /** the head of a tied model whose embedding table is packed, sharing its buffers */
+  tiedHead?: (table: PackedBuffers) => LinearLayer;
   /** report progress while weights upload (tensor i of n) */
   onLoad?: (done: number, total: number) => void;
   signal?: AbortSignal;
@@ -58,6 +68,8 @@ interface Block {
   kCache: GPUBuffer;
   vCache: GPUBuffer;
 }
+
+const isPacked = (t: GPUBuffer | PackedBuffers): t is PackedBuffers => 'codes' in t;
 
 export interface WindowScore {
   /** per input position; 0 where not scored */
@@ -80,7 +92,7 @@ export class DecoderExecutor {
     readonly ledger: MemoryLedger,
     readonly config: DecoderConfig,
     readonly maxRows: number,
-    private readonly embedTokens: GPUBuffer,
+    private readonly embedTokens: GPUBuffer | PackedBuffers,
     private readonly embedPositions: GPUBuffer | null,
     private readonly blocks: Block[],
     private readonly finalNorm: Norm,
@@ -152,8 +164,18 @@ export class DecoderExecutor {
     const built: { release(): void }[] = [];
     try {
       const tokensF32 = await required('embed.tokens', c.vocabSize * c.hiddenSize);
-      const embedTokens = ledger.upload('weights', tokensF32, 'embed.tokens');
-      built.push({ release: () => ledger.release(embedTokens) });
+      const packedTokens = options.quantizeEmbedding?.(tokensF32, c.vocabSize, c.hiddenSize) ?? null;
+      let embedTokens: GPUBuffer | PackedBuffers;
+      if (packedTokens) {
+        if (c.tiedEmbeddings && !options.tiedHead) throw new Error('a tied model with a packed embedding table needs the head to share it (tiedHead)');
+        const table = uploadPacked(ledger, packedTokens, 'embed.tokens');
+        embedTokens = table;
+        built.push({ release: () => releasePacked(ledger, table) });
+      } else {
+        const buffer = ledger.upload('weights', tokensF32, 'embed.tokens');
+        embedTokens = buffer;
+        built.push({ release: () => ledger.release(buffer) });
+      }
       tick();
       let embedPositions: GPUBuffer | null = null;
       if (c.positions === 'learned') {
@@ -187,8 +209,13 @@ export class DecoderExecutor {
       }
       const finalNorm = await norm('final_norm');
       tick();
-      const headWeight = c.tiedEmbeddings ? tokensF32 : await required('head.weight', c.vocabSize * c.hiddenSize);
-      const head = options.linear('head', headWeight, c.vocabSize, c.hiddenSize, null);
+      let head: LinearLayer;
+      if (c.tiedEmbeddings && isPacked(embedTokens)) {
+        head = options.tiedHead!(embedTokens);
+      } else {
+        const headWeight = c.tiedEmbeddings ? tokensF32 : await required('head.weight', c.vocabSize * c.hiddenSize);
+        head = options.linear('head', headWeight, c.vocabSize, c.hiddenSize, null);
+      }
       tick();
       const rope = c.positions === 'rope' ? ledger.upload('weights', ropeTable(options.maxRows, c.headDim, c.ropeTheta, ropeInverseFrequencies(c)), 'rope table') : null;
       return new DecoderExecutor(device, ledger, c, options.maxRows, embedTokens, embedPositions, blocks, finalNorm, head, rope, options.headChunkRows);
@@ -245,7 +272,11 @@ export class DecoderExecutor {
 
     const D = c.hiddenSize;
     const kvDim = c.numKvHeads * c.headDim;
-    kernels.embed(pass, arena, { rows, dim: D, pastLen, ids: B.ids, tokens: this.embedTokens, positions: this.embedPositions, out: B.x });
+    if (!isPacked(this.embedTokens)) {
+      kernels.embed(pass, arena, { rows, dim: D, pastLen, ids: B.ids, tokens: this.embedTokens, positions: this.embedPositions, out: B.x });
+    } else {
+      kernels.embedPacked(pass, arena, { rows, pastLen, ids: B.ids, table: this.embedTokens, positions: this.embedPositions, out: B.x });
+    }
     snapshot('hidden.0', B.x);
     this.blocks.forEach((block, i) => {
       const L = block.linears;
@@ -335,8 +366,11 @@ export class DecoderExecutor {
       for (const l of Object.values(block.linears)) l.destroy();
       for (const b of [block.attnNorm.weight, block.attnNorm.bias, block.mlpNorm.weight, block.mlpNorm.bias, block.kCache, block.vCache]) ledger.release(b);
     }
-    for (const b of [this.embedTokens, this.embedPositions, this.finalNorm.weight, this.finalNorm.bias, this.rope]) ledger.release(b);
+    for (const b of [this.embedPositions, this.finalNorm.weight, this.finalNorm.bias, this.rope]) ledger.release(b);
     this.head.destroy();
+    // A tied head shares the packed table; releasing twice is harmless (the ledger ignores unknown buffers).
+    if (isPacked(this.embedTokens)) releasePacked(ledger, this.embedTokens);
+    else ledger.release(this.embedTokens);
     this.timestamps?.destroy();
     this.kernels.destroy();
     this.arena.destroy();

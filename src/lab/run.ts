@@ -83,6 +83,7 @@ export async function runExperiment(spec: ExperimentSpec, options: RunOptions): 
   let quantizedParams = 0;
   let quantizedBits = 0;
   let totalParams = 0;
+  let embeddingCounted = false;
   const kernels = new Set<string>();
   let executor: DecoderExecutor | null = null;
   try {
@@ -90,6 +91,17 @@ export async function runExperiment(spec: ExperimentSpec, options: RunOptions): 
       maxRows: windowLength,
       signal,
       onLoad: (done, total) => options.onProgress?.({ stage: 'load', done, total }),
+      quantizeEmbedding: (w, n, k) => {
+        const packed = prepared.quantize('embed.tokens', w, n, k);
+        if (packed) {
+          quantizedParams += n * k;
+          quantizedBits += packedBytes(packed) * 8;
+          totalParams += n * k;
+          embeddingCounted = true;
+        }
+        return packed;
+      },
+      tiedHead: (table) => new QuantLinear(ledger, table, { label: 'head (tied to embed.tokens)' }),
       linear: (name, w, n, k, bias) => {
         totalParams += n * k;
         const packed = prepared.quantize(name, w, n, k);
@@ -130,7 +142,8 @@ export async function runExperiment(spec: ExperimentSpec, options: RunOptions): 
       peakBytes: snap.peakTotal,
       peakByCategory: snap.peak,
       quantizedParams,
-      totalParams: totalParams + c.vocabSize * c.hiddenSize * (c.tiedEmbeddings ? 0 : 1),
+      // the f32 embedding table of an untied model went through neither factory
+      totalParams: totalParams + (embeddingCounted || c.tiedEmbeddings ? 0 : c.vocabSize * c.hiddenSize),
       prefillTokensPerSecond: ppl.tokensPerSecond,
       decodeTokensPerSecond: decode.wall,
       prefillGpuTokensPerSecond: ppl.gpuTokensPerSecond,

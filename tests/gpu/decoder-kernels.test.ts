@@ -4,6 +4,9 @@ import { maxRelError, randomF32, rng } from '../helpers/random';
 import { DecoderKernels, UniformArena } from '../../src/gpu/kernels';
 import { CPU_TUNING, GPU_TUNING } from '../../src/gpu/tuning';
 import { readF32, readBuffer } from '../../src/gpu/readback';
+import { MemoryLedger } from '../../src/gpu/ledger';
+import { uploadPacked } from '../../src/gpu/packed-table';
+import { dequantize, quantizeRtn } from '../../src/core/quant/rtn';
 import { attentionRef, geluTanhRef, nllRef, normRef, ropeRef, ropeTable, siluRef } from '../../src/core/reference';
 
 // Tolerance: f32 kernels against float64 references, max error relative to the
@@ -52,6 +55,24 @@ beforeAll(async () => {
     for (let m = 0; m < rows; m++) for (let d = 0; d < dim; d++) want[m * dim + d] = tokens[ids[m] * dim + d] + positions[(pastLen + m) * dim + d];
     expect(maxRelError(got, want)).toBeLessThan(TOL);
   });
+
+  for (const [bits, groupSize, symmetric] of [[2, 32, false], [3, 64, false], [4, 'row', true], [8, 32, false]] as const) {
+    it(`embedding gather from a packed table: ${bits} bits, group ${groupSize}${symmetric ? ', symmetric' : ''}`, async () => {
+      const vocab = 41, dim = 192, rows = 13, pastLen = 2;
+      const tokens = randomF32(vocab * dim, 21), positions = randomF32(20 * dim, 22);
+      const packed = quantizeRtn(tokens, vocab, dim, { bits, groupSize, symmetric });
+      const table = uploadPacked(new MemoryLedger(device), packed, 'table');
+      const r = rng(23);
+      const ids = Uint32Array.from({ length: rows }, () => Math.floor(r() * vocab));
+      const out = empty(rows * dim);
+      submit((p) => kernels.embedPacked(p, arena, { rows, pastLen, ids: upload(ids), table, positions: upload(positions), out }));
+      const got = await readF32(device, out, rows * dim);
+      const deq = dequantize(packed);
+      const want = new Float64Array(rows * dim);
+      for (let m = 0; m < rows; m++) for (let d = 0; d < dim; d++) want[m * dim + d] = deq[ids[m] * dim + d] + positions[(pastLen + m) * dim + d];
+      expect(maxRelError(got, want)).toBeLessThan(TOL);
+    });
+  }
 
   for (const kind of ['rmsnorm', 'layernorm'] as const) {
     it(`${kind} over odd row lengths`, async () => {

@@ -13,6 +13,8 @@ import { decoderForwardRef, nllRef } from '../../src/core/reference';
 import { MemoryLedger } from '../../src/gpu/ledger';
 import { F32Linear } from '../../src/gpu/linear';
 import { DecoderExecutor } from '../../src/gpu/model';
+import { QuantLinear } from '../../src/gpu/qlinear';
+import { dequantize, quantizeRtn } from '../../src/core/quant/rtn';
 
 const base = { ropeScaling: null, bosTokenId: 0, eosTokenId: 0, ropeTheta: 10000, normEps: 1e-5 };
 const llama: DecoderConfig = {
@@ -104,3 +106,39 @@ for (const config of [llama, gpt2]) {
     });
   });
 }
+
+describe('executor with a packed embedding table', () => {
+  for (const config of [llama, { ...gpt2, hiddenSize: 64, headDim: 16, numHeads: 4, numKvHeads: 4, intermediateSize: 128 }]) {
+    it(`${config.family} (${config.tiedEmbeddings ? 'tied: the head shares the packed table' : 'untied'}) matches the CPU forward on the dequantized table`, async () => {
+      const tensors = randomModel(config, 77);
+      const scheme = { bits: 4 as const, groupSize: 32, symmetric: false };
+      const packed = quantizeRtn(tensors.get('embed.tokens')!, config.vocabSize, config.hiddenSize, scheme);
+      const dequantized = new Map(tensors).set('embed.tokens', dequantize(packed));
+      const rows = 29;
+      const r = rng(9);
+      const ids = Int32Array.from({ length: rows }, () => Math.floor(r() * config.vocabSize));
+      const targets = Int32Array.from({ length: rows }, (_, j) => (j + 1 < rows ? ids[j + 1] : -1));
+      const ref = decoderForwardRef(config, (n) => dequantized.get(n) ?? null, ids);
+      const refNll = nllRef(ref.logits, rows, config.vocabSize, targets);
+      const ledger = new MemoryLedger(device);
+      const model = await DecoderExecutor.load(device, ledger, config, async (n) => tensors.get(n) ?? null, {
+        maxRows: 32,
+        linear: (name, w, n, k, bias) => new F32Linear(ledger, w, n, k, { bias: bias ?? undefined, label: name }),
+        quantizeEmbedding: (w, n, k) => quantizeRtn(w, n, k, scheme),
+        tiedHead: (table) => new QuantLinear(ledger, table, { label: 'head' }),
+      });
+      const hidden = new Map<string, Float32Array>();
+      const score = await model.forward(ids, targets, 0, (name, data) => hidden.set(name, data));
+      expect(maxRelError(hidden.get('hidden.0')!, ref.hidden[0])).toBeLessThan(1e-6);
+      for (let j = 0; j < rows; j++) expect(Math.abs(score.nll[j] - refNll.nll[j])).toBeLessThan(1e-4 * Math.max(1, refNll.nll[j]));
+      // Only the packed table holds the embedding: no f32 copy of it on the GPU
+      // (it would add V·D·4 bytes; the packed table costs ~4.3/32 of that).
+      const f32Table = config.vocabSize * config.hiddenSize * 4;
+      const allF32 = [...tensors.values()].reduce((sum, t) => sum + t.length * 4, 0);
+      expect(model.weightBytes()).toBeLessThan(allF32 - 0.6 * f32Table);
+      expect(model.variants().some((v) => v.startsWith('head q4'))).toBe(config.tiedEmbeddings);
+      model.destroy();
+      expect(ledger.snapshot().currentTotal).toBe(0);
+    });
+  }
+});

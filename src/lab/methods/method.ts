@@ -33,9 +33,11 @@ export interface PreparedWeights {
   /** float tensors as the executor must see them */
   read: TensorReader;
   /**
-   * The packed form of one linear layer (canonical name such as
-   * "layers.3.mlp.up" or "head"), or null to keep it in f32. Called once per
-   * layer while the executor loads, so methods may quantize on demand.
+   * The packed form of one weight matrix (canonical name such as
+   * "layers.3.mlp.up", "head" or "embed.tokens"), or null to keep it in f32.
+   * Called once per matrix while the executor loads, so methods may quantize
+   * on demand. A tied model's head is the packed embedding table when
+   * "embed.tokens" is packed.
    */
   quantize(name: string, weight: Float32Array, n: number, k: number): PackedLinear | null;
   /** what the method chose, to show with the result (e.g. AWQ's α per block) */

@@ -11,6 +11,8 @@ import type { QuantMethod } from './method';
 export interface RtnParams extends QuantScheme {
   /** quantize the output head too (default: kept in f32, as most papers report) */
   quantizeHead?: boolean;
+  /** quantize the token embedding table too (default: kept in f32); a tied head shares it */
+  quantizeEmbeddings?: boolean;
 }
 
 export const rtn: QuantMethod<RtnParams> = {
@@ -23,6 +25,7 @@ export const rtn: QuantMethod<RtnParams> = {
       quantize(name, weight, n, k) {
         signal?.throwIfAborted();
         if (name === 'head' && !params.quantizeHead) return null;
+        if (name === 'embed.tokens' && !params.quantizeEmbeddings) return null;
         const packed = quantizeRtn(weight, n, k, params);
         onProgress?.({ stage: 'quantize', done: ++done, total: 0, item: name });
         return packed;

@@ -2,7 +2,7 @@
  * Starts the lab worker and wraps it with comlink. The UI's only way to the GPU.
  */
 import * as Comlink from 'comlink';
-import type { LabApi } from './api';
+import type { ExperimentProgress, ExperimentSpec, LabApi, Result } from './api';
 
 export type LabClient = Comlink.Remote<LabApi>;
 
@@ -27,4 +27,9 @@ export function startLabWorker(): LabWorker {
   });
   failed.catch(() => {}); // only observed when someone races it
   return { lab: Comlink.wrap<LabApi>(worker), failed, terminate: () => worker.terminate() };
+}
+
+/** Runs one experiment in the worker; `onProgress` is called in the page for each progress event. */
+export function runInWorker(lab: LabClient, spec: ExperimentSpec, onProgress: (p: ExperimentProgress) => void): Promise<Result> {
+  return lab.runExperiment(spec, Comlink.proxy(onProgress));
 }

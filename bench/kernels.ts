@@ -21,9 +21,9 @@
  *   output is checked against a float64 CPU reference at sampled outputs.
  */
 import { writeFileSync } from 'node:fs';
-import { create, globals } from 'webgpu';
 import { maxCode, packedBytes, wordsPerRow, dequantize, type PackedLinear, type QuantBits } from '../src/core/quant/format';
-import { describeAdapter, requestLabDevice, type AdapterReport } from '../src/gpu/device';
+import type { AdapterReport } from '../src/gpu/device';
+import { nodeDevice } from '../src/cli/dawn';
 import { MemoryLedger } from '../src/gpu/ledger';
 import { F32Linear, dispatchGrid, type GpuLinear, type LinearKernel } from '../src/gpu/linear';
 import { QuantLinear } from '../src/gpu/qlinear';
@@ -85,19 +85,8 @@ function packedRow(p: PackedLinear, row: number): Float32Array {
 // ---------------------------------------------------------------- device ----
 
 async function openDevice(): Promise<{ device: GPUDevice; report: AdapterReport }> {
-  Object.assign(globalThis, globals);
-  // Timestamps are quantized (to 100 µs in Chrome) unless Dawn's toggle is off.
-  const gpu = create(['disable-dawn-features=timestamp_quantization']);
-  // Dawn is torn down if the object create() returns is garbage-collected.
-  (globalThis as unknown as { __qlabDawn: unknown }).__qlabDawn = gpu;
-  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-  if (!adapter) throw new Error('Dawn found no WebGPU adapter: source .gpu/env.sh first (see shared/tools/gpu/README.md).');
-  const device = await requestLabDevice(adapter);
-  device.addEventListener('uncapturederror', (e) => {
-    console.error('WebGPU error:', (e as GPUUncapturedErrorEvent).error.message);
-    process.exitCode = 1;
-  });
-  return { device, report: describeAdapter(adapter) };
+  const { device, report } = await nodeDevice();
+  return { device, report };
 }
 
 // ---------------------------------------------------------------- timing ----

@@ -12,9 +12,9 @@
  * --json <file>   write adapter report and every outcome as JSON
  */
 import { writeFileSync } from 'node:fs';
-import { create, globals } from 'webgpu';
 import { formatBytes } from '../core/format';
-import { describeAdapter, requestLabDevice, type AdapterReport } from '../gpu/device';
+import type { AdapterReport } from '../gpu/device';
+import { nodeDevice } from './dawn';
 import { MemoryLedger } from '../gpu/ledger';
 import { KERNEL_CHECKS, type CheckOutcome } from './checks';
 
@@ -64,30 +64,17 @@ function row(check: string, o: CheckOutcome): string {
 
 async function main(): Promise<number> {
   const options = parseArgs(process.argv.slice(2));
-  // Vulkan's WSI layer complains on every start without it; nothing here draws to a window.
-  process.env.XDG_RUNTIME_DIR ??= '/tmp';
-  Object.assign(globalThis, globals);
-  const gpu = create([]);
-  // Dawn is torn down if the object create() returns is garbage-collected.
-  (globalThis as unknown as { __qlabDawn: unknown }).__qlabDawn = gpu;
-
   console.log(`qlab gpu-entry · Node ${process.version} · Dawn (npm webgpu) · ${new Date().toISOString()}`);
-  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-  if (!adapter) {
-    console.error(
-      'Dawn found no WebGPU adapter. On the GPU machine, start with `source .gpu/env.sh &&`; here, install ' +
-        "Debian's chromium and libvulkan1 and set VK_DRIVER_FILES=/usr/lib/chromium/vk_swiftshader_icd.json.",
-    );
+  let opened: Awaited<ReturnType<typeof nodeDevice>>;
+  try {
+    opened = await nodeDevice();
+  } catch (error) {
+    console.error(error instanceof Error ? error.message : String(error));
     return 2;
   }
-  const report = describeAdapter(adapter);
+  const { device, report } = opened;
   console.log(`adapter report: ${JSON.stringify(report)}`);
   console.log(adapterLine(report));
-
-  const device = await requestLabDevice(adapter);
-  device.addEventListener('uncapturederror', (e) => {
-    console.error('WebGPU uncaptured error:', (e as GPUUncapturedErrorEvent).error.message);
-  });
   const ledger = new MemoryLedger(device);
 
   const header = [

@@ -2,6 +2,7 @@
  * CPU references of the decoder kernels, in float64, written for clarity.
  * Each WGSL kernel family is tested against its function here on random inputs.
  */
+import { ropeTable } from './rope';
 
 /** y[M, D] = norm(x) · weight (+ bias). */
 export function normRef(x: ArrayLike<number>, rows: number, dim: number, weight: ArrayLike<number>, bias: ArrayLike<number> | null, eps: number, kind: 'rmsnorm' | 'layernorm'): Float64Array {
@@ -20,22 +21,6 @@ export function normRef(x: ArrayLike<number>, rows: number, dim: number, weight:
     }
   }
   return y;
-}
-
-/** The RoPE cos/sin table [positions, headDim/2, 2] for the standard inverse frequencies. */
-export function ropeTable(positions: number, headDim: number, theta: number, invFreq?: ArrayLike<number>): Float32Array {
-  const half = headDim / 2;
-  const table = new Float32Array(positions * half * 2);
-  for (let i = 0; i < half; i++) {
-    // As Hugging Face computes it: inv_freq in float32, angle = pos · inv_freq in float32.
-    const f = invFreq ? invFreq[i] : Math.fround(1 / Math.fround(theta ** Math.fround((2 * i) / headDim)));
-    for (let pos = 0; pos < positions; pos++) {
-      const angle = Math.fround(pos * f);
-      table[(pos * half + i) * 2] = Math.cos(angle);
-      table[(pos * half + i) * 2 + 1] = Math.sin(angle);
-    }
-  }
-  return table;
 }
 
 /** RoPE ("rotate half") applied to x[M, heads·headDim] at positions pastLen + m; returns a new array. */

@@ -23,3 +23,19 @@ export function ropeInverseFrequencies(config: Pick<DecoderConfig, 'headDim' | '
     return (1 - smooth) * (f / s.factor) + smooth * f;
   });
 }
+
+/** The RoPE cos/sin table [positions, headDim/2, 2] for the standard inverse frequencies. */
+export function ropeTable(positions: number, headDim: number, theta: number, invFreq?: ArrayLike<number>): Float32Array {
+  const half = headDim / 2;
+  const table = new Float32Array(positions * half * 2);
+  for (let i = 0; i < half; i++) {
+    // As Hugging Face computes it: inv_freq in float32, angle = pos · inv_freq in float32.
+    const f = invFreq ? invFreq[i] : Math.fround(1 / Math.fround(theta ** Math.fround((2 * i) / headDim)));
+    for (let pos = 0; pos < positions; pos++) {
+      const angle = Math.fround(pos * f);
+      table[(pos * half + i) * 2] = Math.cos(angle);
+      table[(pos * half + i) * 2 + 1] = Math.sin(angle);
+    }
+  }
+  return table;
+}

@@ -14,14 +14,8 @@ import attentionWgsl from '../../shaders/attention.wgsl?raw';
 import attentionSerialWgsl from '../../shaders/attention_serial.wgsl?raw';
 import elementwiseWgsl from '../../shaders/elementwise.wgsl?raw';
 import nllWgsl from '../../shaders/nll.wgsl?raw';
+import { dispatchGrid } from './linear';
 import { tuningFor, type KernelTuning } from './tuning';
-
-/** Splits a 1-D workgroup count over x and y so neither exceeds the adapter's limit. */
-export function dispatch2d(workgroups: number, maxPerDim: number): [number, number] {
-  if (workgroups <= maxPerDim) return [Math.max(1, workgroups), 1];
-  const y = Math.ceil(workgroups / maxPerDim);
-  return [Math.ceil(workgroups / y), y];
-}
 
 /**
  * Uniform parameters for one forward pass, packed in 256-byte slots of one
@@ -109,7 +103,7 @@ export class DecoderKernels {
     });
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
-    const [x, y] = dispatch2d(workgroups, this.maxDim);
+    const [x, y] = dispatchGrid(Math.max(1, workgroups), this.maxDim);
     pass.dispatchWorkgroups(x, y);
   }
 

@@ -13,8 +13,7 @@
  */
 import type { DecoderConfig } from '../core/decoder';
 import { blockLinears, linearShape } from '../core/decoder';
-import { ropeTable } from '../core/reference';
-import { ropeInverseFrequencies } from '../core/rope';
+import { ropeInverseFrequencies, ropeTable } from '../core/rope';
 import { DecoderKernels, UniformArena } from './kernels';
 import type { MemoryLedger } from './ledger';
 import type { PackedLinear } from '../core/quant/format';

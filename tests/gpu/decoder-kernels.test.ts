@@ -7,7 +7,8 @@ import { readF32, readBuffer } from '../../src/gpu/readback';
 import { MemoryLedger } from '../../src/gpu/ledger';
 import { uploadPacked } from '../../src/gpu/packed-table';
 import { dequantize, quantizeRtn } from '../../src/core/quant/rtn';
-import { attentionRef, geluTanhRef, nllRef, normRef, ropeRef, ropeTable, siluRef } from '../../src/core/reference';
+import { attentionRef, geluTanhRef, nllRef, normRef, ropeRef, siluRef } from '../../src/core/reference';
+import { ropeTable } from '../../src/core/rope';
 
 // Tolerance: f32 kernels against float64 references, max error relative to the
 // largest reference magnitude.

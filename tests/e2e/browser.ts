@@ -3,7 +3,7 @@
  * With --enable-unsafe-webgpu Chromium on Linux hands out SwiftShader's
  * Vulkan device as a fallback adapter (vendor "google", architecture "swiftshader").
  */
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 
 export const CHROMIUM = process.env.QLAB_CHROMIUM ?? '/usr/lib/chromium/chromium';
 
@@ -46,4 +46,21 @@ export function labUrlFor(mode: WebGpuMode, labUrl: string): string {
   const url = new URL(labUrl);
   url.hostname = INSECURE_HOST;
   return url.href;
+}
+
+/**
+ * Opens the lab at `labUrl` in a fresh Chromium and collects uncaught errors
+ * from the page and its worker. The caller closes `browser`.
+ */
+export async function openLab(mode: WebGpuMode, labUrl: string): Promise<{ browser: Browser; page: Page; errors: string[] }> {
+  const browser = await launchChromium(mode);
+  const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+  const errors: string[] = [];
+  page.on('pageerror', (err) => errors.push(`page: ${err.message}`));
+  page.on('worker', (worker) => worker.on('console', (m) => m.type() === 'error' && errors.push(`worker: ${m.text()}`)));
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(`console: ${m.text()}`);
+  });
+  await page.goto(labUrlFor(mode, labUrl));
+  return { browser, page, errors };
 }

@@ -5,7 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { labUrlFor, launchChromium, type WebGpuMode } from './browser';
+import { openLab, type WebGpuMode } from './browser';
 
 const labUrl = inject('labUrl');
 const resultsDir = new URL('../../test-results/', import.meta.url).pathname;
@@ -17,23 +17,15 @@ afterEach(async () => {
   browser = null;
 });
 
-/** Opens the lab in a fresh Chromium and collects uncaught errors from the page and its worker. */
-async function openLab(mode: WebGpuMode): Promise<{ page: Page; errors: string[] }> {
-  browser = await launchChromium(mode);
-  const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
-  const errors: string[] = [];
-  page.on('pageerror', (err) => errors.push(`page: ${err.message}`));
-  page.on('worker', (worker) => worker.on('console', (m) => m.type() === 'error' && errors.push(`worker: ${m.text()}`)));
-  page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(`console: ${m.text()}`);
-  });
-  await page.goto(labUrlFor(mode, labUrl));
-  return { page, errors };
+async function open(mode: WebGpuMode): Promise<{ page: Page; errors: string[] }> {
+  const opened = await openLab(mode, labUrl);
+  browser = opened.browser;
+  return opened;
 }
 
 describe('device card', () => {
   it('shows the WebGPU adapter the worker found (SwiftShader here)', async () => {
-    const { page, errors } = await openLab('webgpu');
+    const { page, errors } = await open('webgpu');
 
     const card = page.getByTestId('device-card');
     await card.waitFor({ timeout: 30_000 });
@@ -65,7 +57,7 @@ describe('device card', () => {
   });
 
   it('explains which browsers work when requestAdapter() returns null', async () => {
-    const { page, errors } = await openLab('no-adapter');
+    const { page, errors } = await open('no-adapter');
     const notice = page.getByTestId('no-webgpu');
     await notice.waitFor({ timeout: 30_000 });
     await expect(notice.getAttribute('data-cause')).resolves.toBe('no-adapter');
@@ -81,7 +73,7 @@ describe('device card', () => {
   });
 
   it('explains the same when the page has no navigator.gpu (plain http, not localhost)', async () => {
-    const { page, errors } = await openLab('no-webgpu');
+    const { page, errors } = await open('no-webgpu');
     const notice = page.getByTestId('no-webgpu');
     await notice.waitFor({ timeout: 30_000 });
     await expect(notice.getAttribute('data-cause')).resolves.toBe('no-webgpu');

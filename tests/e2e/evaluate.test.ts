@@ -8,7 +8,7 @@
 import { mkdirSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { labUrlFor, launchChromium } from './browser';
+import { openLab } from './browser';
 
 const labUrl = inject('labUrl');
 const resultsDir = new URL('../../test-results/', import.meta.url).pathname;
@@ -20,18 +20,11 @@ afterEach(async () => {
   browser = null;
 });
 
-async function openLab(): Promise<{ page: Page; errors: string[] }> {
-  browser = await launchChromium('webgpu');
-  const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
-  const errors: string[] = [];
-  page.on('pageerror', (err) => errors.push(`page: ${err.message}`));
-  page.on('worker', (worker) => worker.on('console', (m) => m.type() === 'error' && errors.push(`worker: ${m.text()}`)));
-  page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(`console: ${m.text()}`);
-  });
-  await page.goto(labUrlFor('webgpu', labUrl));
-  await page.getByTestId('evaluate-form').waitFor({ timeout: 30_000 });
-  return { page, errors };
+async function open(): Promise<{ page: Page; errors: string[] }> {
+  const opened = await openLab('webgpu', labUrl);
+  browser = opened.browser;
+  await opened.page.getByTestId('evaluate-form').waitFor({ timeout: 30_000 });
+  return opened;
 }
 
 /** Round trip page → main thread → back, in ms: stays small while the worker is busy. */
@@ -46,7 +39,7 @@ const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
 describe('evaluate', () => {
   it('quantizes qlab-llama-6m to RTN W4 g128 in the worker and shows its perplexity', async () => {
-    const { page, errors } = await openLab();
+    const { page, errors } = await open();
 
     await page.getByTestId('model-qlab-llama-6m').locator('input').check();
     await page.getByTestId('method-rtn').check();
@@ -99,7 +92,7 @@ describe('evaluate', () => {
   });
 
   it('cancels a full-test-set run, says so, and runs again', async () => {
-    const { page, errors } = await openLab();
+    const { page, errors } = await open();
 
     await page.getByTestId('window-length').selectOption({ label: '128 tokens' });
     await page.getByTestId('slice-full').check();

@@ -2,8 +2,8 @@
  * The lab, headless: `npm run lab -- <command> ...` on Node + Dawn.
  *
  *   sweep   run every combination of models × methods × protocols, print a
- *           progress line per run and a table, write results.json and
- *           results.csv to --out.
+ *           progress line per run and a table, write results.json,
+ *           results.csv and frontier.svg (perplexity against weight MB) to --out.
  *
  *   npm run lab -- sweep --model qlab-llama-6m,qlab-gpt2-6m --methods none,rtn \
  *       --bits 8,4,3 --group 128 --protocol gptq,llamacpp [--slice N] [--out dir]
@@ -26,6 +26,7 @@ import type { ProtocolName } from '../core/protocols';
 import { runExperiment } from '../lab/run';
 import { directorySource } from '../lab/source-node';
 import { loadModel } from '../lab/load';
+import { frontierSvg } from '../ui/plot';
 import { nodeDevice } from './dawn';
 
 /** The repository root: the nearest folder above this file with public/models (bundle or source). */
@@ -191,12 +192,13 @@ async function sweep(argv: string[]): Promise<void> {
         ].join(' '));
         writeFileSync(join(a.out, 'results.json'), JSON.stringify(results, null, 1));
         writeFileSync(join(a.out, 'results.csv'), csv(results));
+        writeFileSync(join(a.out, 'frontier.svg'), frontierSvg(results, { x: 'weightMB', y: 'perplexity', width: 760, height: 420 }));
       }
     }
   }
   console.log(`\n${'model'.padEnd(16)} ${'method'.padEnd(16)} ${'protocol'.padEnd(9)} ${'win'.padStart(5)} ${'ppl'.padStart(10)} ${'pytorch'.padStart(10)} ${'diff'.padStart(11)} ${'max win'.padStart(8)} ${'bpw'.padStart(7)} ${'MB'.padStart(8)} ${'prefill/s'.padStart(9)} ${'decode/s'.padStart(8)}`);
   for (const line of table) console.log(line);
-  console.log(`\nresults: ${join(a.out, 'results.json')} and results.csv`);
+  console.log(`\nresults: ${join(a.out, 'results.json')}, results.csv and frontier.svg`);
   device.destroy();
 }
 

@@ -80,6 +80,24 @@ export interface Result {
   /** the method's own report (chosen parameters) */
   methodReport: Record<string, unknown>;
   error?: string;
+  /** how far an interrupted run got (page reloaded mid-run, GPU device lost); absent for runs that ended on their own */
+  partial?: PartialProgress;
+}
+
+/** Where a run was when it stopped: its last progress event, in plain JSON. */
+export interface PartialProgress {
+  /** the stage it was in: prepare, load, quantize, evaluate, speed */
+  stage: string;
+  /** units done / total of that stage (tensors, windows) */
+  done: number;
+  total: number;
+  /** windows scored and windows the run was to score (0 / null before evaluation began) */
+  windowsDone: number;
+  windowsTotal: number | null;
+  /** the running perplexity over the windows scored; null before the first */
+  perplexity: number | null;
+  /** ISO time of that progress event */
+  at: string;
 }
 
 /** A short name for a method and its parameters: "RTN W4 g128", "f32". */

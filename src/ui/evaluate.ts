@@ -69,6 +69,44 @@ export function specFromForm(form: EvaluateForm): ExperimentSpec {
   };
 }
 
+/**
+ * The form's settings read back from storage: every field that is present
+ * and valid, the default for the rest (settings from an older page may lack
+ * fields or hold choices this one no longer offers).
+ */
+export function formFromSettings(saved: unknown): EvaluateForm {
+  const form: EvaluateForm = { ...DEFAULT_FORM };
+  if (typeof saved !== 'object' || saved === null) return form;
+  const s = saved as Record<string, unknown>;
+  const oneOf = <T>(value: unknown, allowed: readonly T[]): value is T => allowed.includes(value as T);
+  if (typeof s.modelId === 'string' && EMBEDDED_MODELS.some((m) => m.id === s.modelId)) form.modelId = s.modelId;
+  if (oneOf(s.method, ['none', 'rtn'] as const)) form.method = s.method;
+  if (oneOf(s.bits, BIT_WIDTHS)) form.bits = s.bits;
+  if (oneOf(s.groupSize, GROUP_SIZES)) form.groupSize = s.groupSize;
+  for (const key of ['symmetric', 'quantizeHead', 'quantizeEmbeddings', 'fullTestSet'] as const) {
+    if (typeof s[key] === 'boolean') form[key] = s[key];
+  }
+  if (oneOf(s.protocol, ['gptq', 'llamacpp'] as const)) form.protocol = s.protocol;
+  if (oneOf(s.windowLength, WINDOW_LENGTHS)) form.windowLength = s.windowLength;
+  if (s.windows === null || (typeof s.windows === 'number' && Number.isFinite(s.windows))) form.windows = s.windows;
+  return form;
+}
+
+/** The methods of the default sweep, from the baseline down to 2 bits. */
+export const DEFAULT_SWEEP: readonly ExperimentSpec['method'][] = [
+  { id: 'none' },
+  { id: 'rtn', bits: 8, groupSize: 'row', symmetric: false },
+  { id: 'rtn', bits: 4, groupSize: 128, symmetric: false },
+  { id: 'rtn', bits: 3, groupSize: 128, symmetric: false },
+  { id: 'rtn', bits: 2, groupSize: 64, symmetric: false },
+];
+
+/** The default sweep for the form's model on its protocol, window length and slice. */
+export function defaultSweep(form: EvaluateForm): ExperimentSpec[] {
+  const base = specFromForm(form);
+  return DEFAULT_SWEEP.map((method) => ({ ...base, method: { ...method } }));
+}
+
 export function modelLabel(spec: ExperimentSpec): string {
   const m = spec.model;
   return m.kind === 'embedded' ? m.id : m.kind === 'hub' ? m.repo : m.name;

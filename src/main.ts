@@ -14,5 +14,6 @@ const worker = startLabWorker();
 const store = typeof indexedDB === 'undefined' ? null : new LabStore(idbKeyValue());
 const session = new LabSession(worker.lab, store);
 if (!store) session.storageProblems = ['This browser gives the page no IndexedDB, so results will not survive a reload.'];
-void session.restore();
+// a shared link's experiments join the queue once the saved one is back (they wait for Run queue)
+void session.restore().then(() => session.openShared(location.hash));
 mount(App, { target, props: { worker, session } });

@@ -17,6 +17,8 @@
  * --protocol  gptq, llamacpp (window 512 unless --seqlen)
  * --slice N   only the first N windows (default: the whole test set)
  * --check-reference  compare embedded models with tests/fixtures/reference (PyTorch)
+ * --no-kl     skip the KL divergence / top-1 agreement against the f32 model
+ *             (on by default for quantized runs of small models: src/lab/run.ts klByDefault)
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -54,6 +56,8 @@ interface SweepArgs {
   slice: number | null;
   out: string;
   checkReference: boolean;
+  /** false: --no-kl; undefined: runExperiment's default */
+  kl: boolean | undefined;
 }
 
 function usage(message: string): never {
@@ -64,7 +68,7 @@ function usage(message: string): never {
 function parseSweep(argv: string[]): SweepArgs {
   const a: SweepArgs = {
     models: ['qlab-llama-6m'], methods: ['none', 'rtn'], bits: [8, 4, 3, 2], groups: [128], schemes: [], symmetric: false, head: false, embed: false,
-    protocols: ['gptq'], seqlen: 512, slice: null, out: 'lab-results', checkReference: false,
+    protocols: ['gptq'], seqlen: 512, slice: null, out: 'lab-results', checkReference: false, kl: undefined,
   };
   const list = (v: string | undefined) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   for (let i = 0; i < argv.length; i++) {
@@ -84,6 +88,7 @@ function parseSweep(argv: string[]): SweepArgs {
       case '--slice': a.slice = Number(value()); break;
       case '--out': a.out = value(); break;
       case '--check-reference': a.checkReference = true; break;
+      case '--no-kl': a.kl = false; break;
       default: usage(`unknown option "${flag}"`);
     }
   }
@@ -137,11 +142,11 @@ function referenceFor(model: string, spec: ExperimentSpec): { ppl: number; windo
 }
 
 function csv(results: Result[]): string {
-  const head = ['model', 'method', 'protocol', 'windows', 'tokens', 'perplexity', 'perplexity_se', 'bits_per_weight', 'weight_bytes', 'peak_bytes', 'prefill_tok_s', 'decode_tok_s', 'prefill_gpu_tok_s', 'decode_gpu_tok_s', 'seconds', 'device'];
+  const head = ['model', 'method', 'protocol', 'windows', 'tokens', 'perplexity', 'perplexity_se', 'bits_per_weight', 'weight_bytes', 'peak_bytes', 'prefill_tok_s', 'decode_tok_s', 'prefill_gpu_tok_s', 'decode_gpu_tok_s', 'kl_divergence', 'kl_se', 'top1_agreement', 'seconds', 'device'];
   const rows = results.map((r) => {
     const m = r.metrics!;
     const model = r.spec.model.kind === 'embedded' ? r.spec.model.id : r.spec.model.kind === 'hub' ? r.spec.model.repo : r.spec.model.name;
-    return [model, methodName(r.spec.method), r.protocol.protocol, r.protocol.windows, r.protocol.scoredTokens, m.perplexity, m.perplexitySe, m.bitsPerWeight, m.weightBytes, m.peakBytes, m.prefillTokensPerSecond, m.decodeTokensPerSecond, m.prefillGpuTokensPerSecond ?? '', m.decodeGpuTokensPerSecond ?? '', Object.values(r.timing).reduce((s, t) => s + t, 0), r.device.description || r.device.vendor]
+    return [model, methodName(r.spec.method), r.protocol.protocol, r.protocol.windows, r.protocol.scoredTokens, m.perplexity, m.perplexitySe, m.bitsPerWeight, m.weightBytes, m.peakBytes, m.prefillTokensPerSecond, m.decodeTokensPerSecond, m.prefillGpuTokensPerSecond ?? '', m.decodeGpuTokensPerSecond ?? '', m.klDivergence ?? '', m.klStdError ?? '', m.top1Agreement ?? '', Object.values(r.timing).reduce((s, t) => s + t, 0), r.device.description || r.device.vendor]
       .map((v) => (typeof v === 'string' && /[,"]/.test(v) ? `"${v.replace(/"/g, '""')}"` : String(v)))
       .join(',');
   });
@@ -157,6 +162,8 @@ async function sweep(argv: string[]): Promise<void> {
   mkdirSync(a.out, { recursive: true });
   const results: Result[] = [];
   const table: string[] = [];
+  // KL columns whenever some run can have them (quantized methods); empty for the baseline
+  const withKl = a.kl !== false && a.methods.includes('rtn');
   const total = a.models.length * methods.length * a.protocols.length;
   let n = 0;
   for (const model of a.models) {
@@ -170,7 +177,7 @@ async function sweep(argv: string[]): Promise<void> {
         const spec: ExperimentSpec = { model: existsSync(join(root, 'public/models', model)) ? { kind: 'embedded', id: model } : { kind: 'local', name: model }, method, eval: { protocol, windowLength: a.seqlen, windows: a.slice } };
         const label = `[${n}/${total}] ${model} ${methodName(method)} ${protocol}`;
         const result = await runExperiment(spec, {
-          device, adapter: report, source: directorySource(dir), text, tokens,
+          device, adapter: report, source: directorySource(dir), text, tokens, kl: a.kl,
           onProgress: (p) => {
             if (p.stage === 'evaluate' && (p.done === p.total || p.done % 50 === 0)) {
               const width = 30;
@@ -189,6 +196,7 @@ async function sweep(argv: string[]): Promise<void> {
           model.padEnd(16), methodName(method).padEnd(16), protocol.padEnd(9), String(result.protocol.windows).padStart(5),
           m.perplexity.toFixed(3).padStart(10), (ref ? ref.ppl.toFixed(3) : '').padStart(10), diff.padStart(11), (ref ? maxWindow.toExponential(1) : '').padStart(8),
           m.bitsPerWeight.toFixed(3).padStart(7), (m.weightBytes / 1e6).toFixed(2).padStart(8), Math.round(m.prefillTokensPerSecond).toString().padStart(9), Math.round(m.decodeTokensPerSecond).toString().padStart(8),
+          ...(withKl ? [(m.klDivergence === undefined ? '' : m.klDivergence.toPrecision(3)).padStart(9), (m.top1Agreement === undefined ? '' : `${(m.top1Agreement * 100).toFixed(1)} %`).padStart(7)] : []),
         ].join(' '));
         writeFileSync(join(a.out, 'results.json'), JSON.stringify(results, null, 1));
         writeFileSync(join(a.out, 'results.csv'), csv(results));
@@ -196,7 +204,7 @@ async function sweep(argv: string[]): Promise<void> {
       }
     }
   }
-  console.log(`\n${'model'.padEnd(16)} ${'method'.padEnd(16)} ${'protocol'.padEnd(9)} ${'win'.padStart(5)} ${'ppl'.padStart(10)} ${'pytorch'.padStart(10)} ${'diff'.padStart(11)} ${'max win'.padStart(8)} ${'bpw'.padStart(7)} ${'MB'.padStart(8)} ${'prefill/s'.padStart(9)} ${'decode/s'.padStart(8)}`);
+  console.log(`\n${'model'.padEnd(16)} ${'method'.padEnd(16)} ${'protocol'.padEnd(9)} ${'win'.padStart(5)} ${'ppl'.padStart(10)} ${'pytorch'.padStart(10)} ${'diff'.padStart(11)} ${'max win'.padStart(8)} ${'bpw'.padStart(7)} ${'MB'.padStart(8)} ${'prefill/s'.padStart(9)} ${'decode/s'.padStart(8)}${withKl ? ` ${'kl'.padStart(9)} ${'top-1'.padStart(7)}` : ''}`);
   for (const line of table) console.log(line);
   console.log(`\nresults: ${join(a.out, 'results.json')}, results.csv and frontier.svg`);
   device.destroy();

@@ -60,6 +60,16 @@ export interface RunMetrics {
   /** the same two over GPU time from timestamp queries; null where the adapter has none */
   prefillGpuTokensPerSecond: number | null;
   decodeGpuTokensPerSecond: number | null;
+  /**
+   * Against the unquantized (f32) model on the same windows and scored
+   * positions as the perplexity (the result's protocol): mean KL(P_f32 ‖ P_quantized)
+   * per position in nats, its standard error over positions, and the fraction of
+   * positions where both models' most likely next token is the same. Absent for
+   * the baseline itself and for runs that did not compare (RunOptions.kl).
+   */
+  klDivergence?: number;
+  klStdError?: number;
+  top1Agreement?: number;
 }
 
 export interface Result {

@@ -95,6 +95,40 @@ export function nllRef(logits: ArrayLike<number>, rows: number, vocab: number, t
   return { nll, argmax };
 }
 
+/**
+ * Per-row KL(P ‖ Q) in nats with P = softmax(reference[r]) and Q = softmax(logits[r]),
+ * and whether both rows' argmax (lowest index on ties) is the same; both 0 where target < 0.
+ */
+export function klRef(reference: ArrayLike<number>, logits: ArrayLike<number>, rows: number, vocab: number, targets: ArrayLike<number>): { kl: Float64Array; agree: Int32Array } {
+  const kl = new Float64Array(rows);
+  const agree = new Int32Array(rows);
+  const logSoftmax = (z: ArrayLike<number>, r: number): { logp: Float64Array; argmax: number } => {
+    let max = -Infinity;
+    let argmax = 0;
+    for (let c = 0; c < vocab; c++) {
+      if (z[r * vocab + c] > max) {
+        max = z[r * vocab + c];
+        argmax = c;
+      }
+    }
+    let sum = 0;
+    for (let c = 0; c < vocab; c++) sum += Math.exp(z[r * vocab + c] - max);
+    const logp = new Float64Array(vocab);
+    for (let c = 0; c < vocab; c++) logp[c] = z[r * vocab + c] - max - Math.log(sum);
+    return { logp, argmax };
+  };
+  for (let r = 0; r < rows; r++) {
+    if (targets[r] < 0) continue;
+    const p = logSoftmax(reference, r);
+    const q = logSoftmax(logits, r);
+    let d = 0;
+    for (let c = 0; c < vocab; c++) d += Math.exp(p.logp[c]) * (p.logp[c] - q.logp[c]);
+    kl[r] = d;
+    agree[r] = p.argmax === q.argmax ? 1 : 0;
+  }
+  return { kl, agree };
+}
+
 /** y[M, N] = x[M, K] · W[N, K]ᵀ (+ bias), float64. */
 export function linearRef(x: ArrayLike<number>, rows: number, w: ArrayLike<number>, n: number, k: number, bias: ArrayLike<number> | null): Float64Array {
   const y = new Float64Array(rows * n);

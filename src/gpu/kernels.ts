@@ -1,7 +1,8 @@
 /**
  * The non-linear kernels of a decoder forward pass (everything but the
  * matrix products): embedding gather, norms, RoPE, attention, element-wise
- * ops and the fused log-softmax + NLL. Pipelines are compiled once per device;
+ * ops, the fused log-softmax + NLL and the KL divergence against a reference
+ * model's kept log-probs. Pipelines are compiled once per device;
  * each `encode*` records one dispatch into the caller's compute pass, with its
  * parameters taken from a per-forward uniform arena.
  */
@@ -14,6 +15,7 @@ import attentionWgsl from '../../shaders/attention.wgsl?raw';
 import attentionSerialWgsl from '../../shaders/attention_serial.wgsl?raw';
 import elementwiseWgsl from '../../shaders/elementwise.wgsl?raw';
 import nllWgsl from '../../shaders/nll.wgsl?raw';
+import klWgsl from '../../shaders/kl.wgsl?raw';
 import { dispatchGrid } from './linear';
 import { tuningFor, type KernelTuning } from './tuning';
 
@@ -69,17 +71,17 @@ export class UniformArena {
 type Bindings = (GPUBuffer | GPUBufferBinding)[];
 
 export class DecoderKernels {
-  private readonly pipelines: Record<'embed' | 'embedPacked' | 'norm' | 'rope' | 'attention' | 'attentionSerial' | 'elementwise' | 'nll', GPUComputePipeline>;
+  private readonly pipelines: Record<'embed' | 'embedPacked' | 'norm' | 'rope' | 'attention' | 'attentionSerial' | 'elementwise' | 'nll' | 'logSoftmax' | 'kl', GPUComputePipeline>;
   private readonly maxDim: number;
   /** A 16-byte buffer bound where a kernel's optional input is unused. */
   readonly dummy: GPUBuffer;
 
   constructor(readonly device: GPUDevice, readonly tuning: KernelTuning = tuningFor(device)) {
-    const make = (code: string, label: string, constants: Record<string, number> = {}) =>
+    const make = (code: string, label: string, constants: Record<string, number> = {}, entryPoint = 'main') =>
       device.createComputePipeline({
         layout: 'auto',
         label,
-        compute: { module: device.createShaderModule({ code, label }), entryPoint: 'main', constants },
+        compute: { module: device.createShaderModule({ code, label }), entryPoint, constants },
       });
     this.pipelines = {
       embed: make(embedWgsl, 'embed'),
@@ -90,6 +92,8 @@ export class DecoderKernels {
       attentionSerial: make(attentionSerialWgsl, 'attention (serial)'),
       elementwise: make(elementwiseWgsl, 'elementwise'),
       nll: make(nllWgsl, 'nll', { WG: tuning.reductionWidth }),
+      logSoftmax: make(klWgsl, 'log-softmax (reference)', { WG: tuning.reductionWidth }, 'logsoftmax'),
+      kl: make(klWgsl, 'kl divergence', { WG: tuning.reductionWidth }),
     };
     this.maxDim = device.limits.maxComputeWorkgroupsPerDimension;
     this.dummy = device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE, label: 'unused binding' });
@@ -172,6 +176,21 @@ export class DecoderKernels {
   nll(pass: GPUComputePassEncoder, arena: UniformArena, a: { rows: number; vocab: number; targetOffset: number; logits: GPUBuffer; targets: GPUBuffer; nll: GPUBuffer; argmax: GPUBuffer }): void {
     const params = arena.push([a.rows, a.vocab, a.targetOffset]);
     this.run(pass, 'nll', [params, a.logits, a.targets, a.nll, a.argmax], a.rows);
+  }
+
+  /** logp[r, :] = log-softmax of logits rows r < rows, refArgmax[targetOffset + r] = their argmax (a reference model's rows, kept). */
+  logSoftmax(pass: GPUComputePassEncoder, arena: UniformArena, a: { rows: number; vocab: number; targetOffset: number; logits: GPUBuffer; logp: GPUBuffer; refArgmax: GPUBuffer }): void {
+    const params = arena.push([a.rows, a.vocab, a.targetOffset]);
+    this.run(pass, 'logSoftmax', [params, a.logits, a.logp, a.refArgmax], a.rows);
+  }
+
+  /**
+   * kl[targetOffset + r] = KL(p ‖ q) with p = exp(logp[r, :]) the kept reference
+   * and q = softmax(logits[r, :]); agree = argmax q equals refArgmax (both 0 where unscored).
+   */
+  kl(pass: GPUComputePassEncoder, arena: UniformArena, a: { rows: number; vocab: number; targetOffset: number; logits: GPUBuffer; logp: GPUBuffer; refArgmax: GPUBuffer; targets: GPUBuffer; kl: GPUBuffer; agree: GPUBuffer }): void {
+    const params = arena.push([a.rows, a.vocab, a.targetOffset]);
+    this.run(pass, 'kl', [params, a.logits, a.logp, a.refArgmax, a.targets, a.kl, a.agree], a.rows);
   }
 
   destroy(): void {

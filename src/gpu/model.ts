@@ -3,13 +3,16 @@
  * packed, through a LinearFactory), and a forward pass recorded into a few
  * compute passes. It scores windows (per-position NLL and argmax, computed on
  * the GPU: logits never leave it) and runs single-token decode steps against
- * a KV cache.
+ * a KV cache. Against a reference model (the unquantized one) on the same
+ * window, it also scores the per-position KL divergence and top-1 agreement:
+ * the reference's forward keeps its log-probs on the GPU (ReferenceLogProbs),
+ * the compared forward reads them in its KL kernel.
  *
  * Buffers (rows ≤ maxRows, D = hidden, Q = heads·headDim, KV = kvHeads·headDim, I = intermediate):
  *   x [rows, D] residual stream        xn [rows, D] normalized
  *   q [rows, Q]   att [rows, Q]        kCache/vCache per layer [maxRows, KV]
  *   h1, h2 [rows, I] MLP               tmp [rows, D] block outputs
- *   logits [chunk, vocab]              nll, argmax [rows]
+ *   logits [chunk, vocab]              nll, argmax, kl, agree [rows]
  */
 import type { DecoderConfig } from '../core/decoder';
 import { blockLinears, linearShape } from '../core/decoder';
@@ -70,13 +73,62 @@ interface Block {
 
 const isPacked = (t: GPUBuffer | PackedBuffers): t is PackedBuffers => 'codes' in t;
 
-export interface WindowScore {
+/** kl and agree are there when the forward compared against reference log-probs (ForwardOptions.compareWith). */
+export interface WindowScore extends Partial<CompareScore> {
   /** per input position; 0 where not scored */
   nll: Float32Array;
   /** per input position, the most likely next token */
   argmax: Uint32Array;
   /** GPU time of the forward pass from timestamp queries; null where the adapter has none */
   gpuSeconds: number | null;
+}
+
+export interface CompareScore {
+  /** per input position KL(P_reference ‖ P_this) in nats; 0 where not scored */
+  kl: Float32Array;
+  /** per input position 1 where this model's top token is the reference's, else 0 (0 where not scored) */
+  agree: Uint32Array;
+}
+
+export interface ForwardOptions {
+  /** copies out the residual stream after the embeddings and each block, and the final norm's output */
+  capture?: (name: string, rows: Float32Array) => void;
+  /** keep this forward's log-probs and argmax in `store` (the reference run of a window) */
+  keepLogProbs?: ReferenceLogProbs;
+  /** score KL divergence and top-1 agreement against the log-probs `store` kept for the same window */
+  compareWith?: ReferenceLogProbs;
+}
+
+/**
+ * A reference model's log-probs [rows, vocab] for one window, kept on the GPU
+ * between its forward and the compared model's forward. Split in buffers of
+ * the executor's head chunk (each within the storage binding limit).
+ */
+export class ReferenceLogProbs {
+  /** the window the buffers hold (its input ids), null before the first kept forward */
+  ids: Int32Array | null = null;
+  readonly chunks: GPUBuffer[] = [];
+  readonly argmax: GPUBuffer;
+
+  constructor(private readonly ledger: MemoryLedger, readonly maxRows: number, readonly chunkRows: number, readonly vocab: number) {
+    const usage = GPUBufferUsage.STORAGE;
+    for (let start = 0; start < maxRows; start += chunkRows) {
+      const n = Math.min(chunkRows, maxRows - start);
+      this.chunks.push(ledger.createBuffer('activations', n * vocab * 4, usage, `reference log-probs ${start}…${start + n - 1}`));
+    }
+    this.argmax = ledger.createBuffer('activations', maxRows * 4, usage, 'reference argmax');
+  }
+
+  get bytes(): number {
+    return this.maxRows * (this.vocab + 1) * 4;
+  }
+
+  destroy(): void {
+    for (const b of this.chunks) this.ledger.release(b);
+    this.ledger.release(this.argmax);
+    this.chunks.length = 0;
+    this.ids = null;
+  }
 }
 
 export class DecoderExecutor {
@@ -100,7 +152,6 @@ export class DecoderExecutor {
     headChunkRows: number | undefined,
   ) {
     this.kernels = new DecoderKernels(device);
-    this.arena = new UniformArena(device, 32 + blocks.length * 24);
     const c = config;
     const f = (n: number) => n * 4;
     const act = (name: string, bytes: number) => {
@@ -120,13 +171,17 @@ export class DecoderExecutor {
     act('targets', f(rows));
     act('nll', f(rows));
     act('argmax', f(rows));
+    act('kl', f(rows));
+    act('agree', f(rows));
     const byMemory = Math.max(1, Math.floor((64 * 2 ** 20) / f(c.vocabSize)));
     const byBinding = Math.max(1, Math.floor(device.limits.maxStorageBufferBindingSize / f(c.vocabSize)));
     this.headChunk = Math.min(rows, headChunkRows ?? byMemory, byBinding);
+    // per head chunk: nll, and log-softmax or KL against a reference
+    this.arena = new UniformArena(device, 32 + blocks.length * 24 + 2 * Math.ceil(rows / this.headChunk));
     act('logits', f(this.headChunk * c.vocabSize));
     if (this.headChunk < rows) act('headIn', f(this.headChunk * c.hiddenSize));
-    // nll [maxRows] | argmax [maxRows] | two u64 timestamps
-    this.buffers.staging = ledger.createBuffer('scratch', f(rows) * 2 + 16, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'nll readback');
+    // nll [maxRows] | argmax [maxRows] | kl [maxRows] | agree [maxRows] | two u64 timestamps
+    this.buffers.staging = ledger.createBuffer('scratch', f(rows) * 4 + 16, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'nll readback');
     if (device.features.has('timestamp-query')) {
       this.timestamps = device.createQuerySet({ type: 'timestamp', count: 2, label: 'forward timestamps' });
       this.buffers.timestamps = ledger.createBuffer('scratch', 16, GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC, 'timestamps');
@@ -237,19 +292,41 @@ export class DecoderExecutor {
     return [...set];
   }
 
+  /** GPU buffers to keep this model's log-probs for windows of up to maxRows tokens (the reference side of a KL comparison). */
+  createReferenceLogProbs(): ReferenceLogProbs {
+    return new ReferenceLogProbs(this.ledger, this.maxRows, this.headChunk, this.config.vocabSize);
+  }
+
   /**
    * Runs `ids` (rows ≤ maxRows) at positions pastLen … pastLen + rows − 1 and
    * scores each position's prediction of targets[m] (−1 = not scored).
-   * With `capture`, the residual stream after the embeddings and after each
-   * block, and the final norm's output, are copied out (tests and debugging).
+   * With `capture` (a function, or options.capture), the residual stream after
+   * the embeddings and after each block, and the final norm's output, are
+   * copied out (tests and debugging). options.keepLogProbs / compareWith: see ForwardOptions.
    */
-  async forward(ids: Int32Array, targets: Int32Array, pastLen = 0, capture?: (name: string, rows: Float32Array) => void): Promise<WindowScore> {
+  async forward(ids: Int32Array, targets: Int32Array, pastLen = 0, options?: ForwardOptions | ((name: string, rows: Float32Array) => void)): Promise<WindowScore> {
+    const opts: ForwardOptions = typeof options === 'function' ? { capture: options } : (options ?? {});
+    const { capture, keepLogProbs: keep, compareWith: against } = opts;
     if (this.destroyed) throw new Error('this model was unloaded; load it again');
     const rows = ids.length;
     const c = this.config;
     if (rows < 1 || rows + pastLen > this.maxRows) throw new Error(`a window of ${rows} tokens at position ${pastLen} does not fit the executor's ${this.maxRows} positions`);
     if (targets.length !== rows) throw new Error(`${targets.length} targets for ${rows} input tokens: give one target (or −1) per position`);
     for (const id of ids) if (id < 0 || id >= c.vocabSize) throw new Error(`token id ${id} is outside the vocabulary of ${c.vocabSize}`);
+    for (const store of [keep, against]) {
+      if (!store) continue;
+      if (pastLen !== 0) throw new Error('reference log-probs compare whole windows: run them at position 0, not in decode steps');
+      if (store.chunks.length === 0) throw new Error('these reference log-probs were freed: create new ones');
+      if (store.vocab !== c.vocabSize || store.chunkRows !== this.headChunk || store.maxRows < rows) {
+        throw new Error(`reference log-probs for ${store.maxRows} rows × ${store.vocab} tokens in chunks of ${store.chunkRows} do not fit this model's ${rows} rows × ${c.vocabSize} tokens in chunks of ${this.headChunk}: load both models with the same maxRows and headChunkRows`);
+      }
+    }
+    if (against) {
+      const kept = against.ids;
+      if (!kept || kept.length !== rows || kept.some((id, i) => id !== ids[i])) {
+        throw new Error('the reference log-probs hold another window: run the reference model on this window (keepLogProbs) before comparing');
+      }
+    }
     const { device, kernels, arena } = this;
     const B = this.buffers;
     device.queue.writeBuffer(B.ids, 0, Uint32Array.from(ids));
@@ -325,24 +402,37 @@ export class DecoderExecutor {
       }
       this.head.encode(pass, input, B.logits, n);
       kernels.nll(pass, arena, { rows: n, vocab: c.vocabSize, targetOffset: start, logits: B.logits, targets: B.targets, nll: B.nll, argmax: B.argmax });
+      const chunk = start / this.headChunk;
+      if (keep) kernels.logSoftmax(pass, arena, { rows: n, vocab: c.vocabSize, targetOffset: start, logits: B.logits, logp: keep.chunks[chunk], refArgmax: keep.argmax });
+      if (against) {
+        kernels.kl(pass, arena, { rows: n, vocab: c.vocabSize, targetOffset: start, logits: B.logits, logp: against.chunks[chunk], refArgmax: against.argmax, targets: B.targets, kl: B.kl, agree: B.agree });
+      }
     }
     pass.end();
     if (this.timestamps) {
       encoder.beginComputePass({ timestampWrites: { querySet: this.timestamps, endOfPassWriteIndex: 1 } }).end();
       encoder.resolveQuerySet(this.timestamps, 0, 2, B.timestamps, 0);
-      encoder.copyBufferToBuffer(B.timestamps, 0, B.staging, this.maxRows * 8, 16);
+      encoder.copyBufferToBuffer(B.timestamps, 0, B.staging, this.maxRows * 16, 16);
     }
     encoder.copyBufferToBuffer(B.nll, 0, B.staging, 0, rows * 4);
     encoder.copyBufferToBuffer(B.argmax, 0, B.staging, this.maxRows * 4, rows * 4);
+    if (against) {
+      encoder.copyBufferToBuffer(B.kl, 0, B.staging, this.maxRows * 8, rows * 4);
+      encoder.copyBufferToBuffer(B.agree, 0, B.staging, this.maxRows * 12, rows * 4);
+    }
     arena.flush();
     device.queue.submit([encoder.finish()]);
+    if (keep) keep.ids = ids.slice();
     await B.staging.mapAsync(GPUMapMode.READ);
     const mapped = B.staging.getMappedRange();
     const nll = new Float32Array(mapped.slice(0, rows * 4));
     const argmax = new Uint32Array(mapped.slice(this.maxRows * 4, this.maxRows * 4 + rows * 4));
+    const compared = against
+      ? { kl: new Float32Array(mapped.slice(this.maxRows * 8, this.maxRows * 8 + rows * 4)), agree: new Uint32Array(mapped.slice(this.maxRows * 12, this.maxRows * 12 + rows * 4)) }
+      : {};
     let gpuSeconds: number | null = null;
     if (this.timestamps) {
-      const [start, end] = new BigUint64Array(mapped.slice(this.maxRows * 8, this.maxRows * 8 + 16));
+      const [start, end] = new BigUint64Array(mapped.slice(this.maxRows * 16, this.maxRows * 16 + 16));
       // Some implementations report 0 or a backwards pair when a timestamp was not written.
       gpuSeconds = end > start ? Number(end - start) / 1e9 : null;
     }
@@ -352,7 +442,7 @@ export class DecoderExecutor {
       capture!(cap.name, new Float32Array(cap.buffer.getMappedRange().slice(0)));
       cap.buffer.destroy();
     }
-    return { nll, argmax, gpuSeconds };
+    return { nll, argmax, gpuSeconds, ...compared };
   }
 
   /** Frees every GPU buffer this executor holds. */

@@ -1,10 +1,13 @@
 /**
  * One experiment, start to end: load the model, prepare the method's weights,
  * upload (quantizing on load), measure perplexity under the spec's protocol,
- * measure decode speed, free the GPU, and return a Result. Progress for each
+ * measure decode speed, free the GPU, and return a Result. A quantized run
+ * also loads the f32 model beside it and measures KL divergence and top-1
+ * agreement against it on the same windows (RunOptions.kl). Progress for each
  * stage; an AbortSignal cancels within one layer or window.
  */
 import type { ExperimentSpec, Result, RunMetrics } from '../core/experiment';
+import { canonicalTensors, type DecoderConfig } from '../core/decoder';
 import { evalWindows, summarizeProtocol } from '../core/protocols';
 import { packedBytes } from '../core/quant/format';
 import type { AdapterReport } from '../gpu/device';
@@ -38,6 +41,24 @@ export interface RunOptions {
   decodeSteps?: number;
   /** the ledger to allocate through (the caller's, to watch memory); a fresh one by default */
   ledger?: MemoryLedger;
+  /**
+   * Compare a quantized run with the f32 model on the same windows (KL
+   * divergence, top-1 agreement), loading a second, f32 copy of the weights on
+   * the GPU. Default: on for quantized runs where that copy is small
+   * (klByDefault), off for the baseline. The copy is
+   * allocated through a ledger of its own, so the run's memory metrics are
+   * the quantized model's alone.
+   */
+  kl?: boolean;
+}
+
+/** f32 weights up to this size get a reference copy for KL divergence by default. */
+export const KL_DEFAULT_MAX_BYTES = 512 * 2 ** 20;
+
+/** Whether a run compares with the f32 model when RunOptions.kl is not given: when its f32 weights and kept log-probs are small. */
+export function klByDefault(config: DecoderConfig, windowLength: number): boolean {
+  const weights = canonicalTensors(config).reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1) * 4, 0);
+  return weights + windowLength * config.vocabSize * 4 <= KL_DEFAULT_MAX_BYTES;
 }
 
 /** A TensorReader over a loaded model: null for tensors the file does not have. */
@@ -86,6 +107,10 @@ export async function runExperiment(spec: ExperimentSpec, options: RunOptions): 
   let embeddingCounted = false;
   const kernels = new Set<string>();
   let executor: DecoderExecutor | null = null;
+  let reference: DecoderExecutor | null = null;
+  const referenceLedger = new MemoryLedger(device);
+  // the baseline compares with itself only when asked (a check that KL is 0 there)
+  const compare = options.kl ?? (spec.method.id !== 'none' && klByDefault(c, windowLength));
   try {
     executor = await DecoderExecutor.load(device, ledger, c, prepared.read, {
       maxRows: windowLength,
@@ -112,6 +137,16 @@ export async function runExperiment(spec: ExperimentSpec, options: RunOptions): 
       },
     });
     lap('load+quantize');
+    if (compare) {
+      const read = tensorReader(model);
+      reference = await DecoderExecutor.load(device, referenceLedger, c, read, {
+        maxRows: windowLength,
+        signal,
+        onLoad: (done, total) => options.onProgress?.({ stage: 'load', done, total, detail: 'f32 reference' }),
+        linear: (name, w, n, k, bias) => new F32Linear(referenceLedger, w, n, k, { bias: bias ?? undefined, label: `${name} (f32 reference)` }),
+      });
+      lap('load reference');
+    }
     for (const v of executor.variants()) kernels.add(v);
     ledger.resetPeak();
 
@@ -123,8 +158,15 @@ export async function runExperiment(spec: ExperimentSpec, options: RunOptions): 
     });
     const ppl = await measurePerplexity(executor, windows, protocol.windows, {
       signal,
-      onProgress: (p) => options.onProgress?.({ stage: 'evaluate', done: p.window, total: p.windows, detail: `ppl ${p.estimate.perplexity.toFixed(2)}` }),
+      reference: reference ?? undefined,
+      onProgress: (p) => options.onProgress?.({
+        stage: 'evaluate', done: p.window, total: p.windows,
+        detail: `ppl ${p.estimate.perplexity.toFixed(2)}${p.klDivergence === undefined ? '' : ` kl ${p.klDivergence.toFixed(4)}`}`,
+      }),
     });
+    // free the reference before the decode timing, which does not need it
+    reference?.destroy();
+    reference = null;
     lap('evaluate');
 
     const decode = await measureDecode(executor, tokens, options.decodeSteps ?? 32, signal);
@@ -148,6 +190,7 @@ export async function runExperiment(spec: ExperimentSpec, options: RunOptions): 
       decodeTokensPerSecond: decode.wall,
       prefillGpuTokensPerSecond: ppl.gpuTokensPerSecond,
       decodeGpuTokensPerSecond: decode.gpu,
+      ...(ppl.comparison ? { klDivergence: ppl.comparison.klDivergence, klStdError: ppl.comparison.klStdError, top1Agreement: ppl.comparison.top1Agreement } : {}),
     };
     return {
       id: `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
@@ -164,7 +207,9 @@ export async function runExperiment(spec: ExperimentSpec, options: RunOptions): 
     };
   } finally {
     executor?.destroy();
+    reference?.destroy();
     ledger.releaseAll();
+    referenceLedger.releaseAll();
   }
 }
 

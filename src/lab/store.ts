@@ -134,7 +134,8 @@ export function decodeLab(raw: unknown): DecodedLab {
   return { state: { results, queue, settings: record.settings ?? null }, problems, readable: true };
 }
 
-const RUNNING_PPL = /^ppl (\d+(?:\.\d+)?)$/;
+// the detail may go on after the perplexity ("ppl 23.41 kl 0.0123" where a run measures KL divergence)
+const RUNNING_PPL = /^ppl (\d+(?:\.\d+)?)(?:\s|$)/;
 
 /**
  * A progress event in plain JSON. The evaluation stage reports its running

@@ -5,6 +5,7 @@
  */
 import { methodName, type ExperimentSpec, type Result, type RtnMethodSpec } from '../core/experiment';
 import { formatCount } from '../core/format';
+import type { SourcedResult } from '../core/results-import';
 import type { ProtocolName } from '../core/protocols';
 import { EMBEDDED_MODELS, type ExperimentProgress } from '../worker/api';
 
@@ -242,6 +243,8 @@ export interface ResultRow {
   /** seconds the whole run took */
   seconds: string;
   device: string;
+  /** where an imported result came from (its file); null for runs made on this page */
+  source: string | null;
 }
 
 /** A perplexity with as many decimals as its size warrants, the same for its standard error. */
@@ -279,5 +282,6 @@ export function resultRow(r: Result): ResultRow {
     decodeGpu: m?.decodeGpuTokensPerSecond ? formatRate(m.decodeGpuTokensPerSecond) : null,
     seconds: formatSeconds(Object.values(r.timing).reduce((sum, t) => sum + t, 0)),
     device: r.device.description || [r.device.vendor, r.device.architecture].filter(Boolean).join(' '),
+    source: (r as SourcedResult).source ?? null,
   };
 }

@@ -9,6 +9,7 @@ import { schemeTableau10 } from 'd3-scale-chromatic';
 import { line } from 'd3-shape';
 import type { MethodSpec, Result, RunMetrics } from '../core/experiment';
 import { formatCount } from '../core/format';
+import type { SourcedResult } from '../core/results-import';
 import { groupBySeries, paretoFrontier, type ExcludedPoint, type ParetoPoint } from '../core/pareto';
 import { modelLabel, resultRow } from './evaluate';
 
@@ -44,11 +45,17 @@ export function pointLabel(m: MethodSpec): string {
 
 const evaluationOf = (r: Result): string => `${r.protocol.protocol} · seqlen ${r.protocol.windowLength} · ${r.protocol.windows === r.protocol.windowsTotal ? 'all' : `${formatCount(r.protocol.windows)} of ${formatCount(r.protocol.windowsTotal)}`} windows`;
 
-/** The series key: the family, prefixed with model and evaluation where the results mix them. */
+/**
+ * The series key: the family, prefixed with model and evaluation where the
+ * results mix them, and with the file it came from for an imported result.
+ */
 function seriesKeyFor(results: Result[]): (r: Result) => string {
   const models = new Set(results.map((r) => modelLabel(r.spec)));
   const evals = new Set(results.map(evaluationOf));
-  return (r) => [models.size > 1 ? modelLabel(r.spec) : '', evals.size > 1 ? `${r.protocol.protocol}/${r.protocol.windowLength}` : '', seriesName(r.spec.method)].filter(Boolean).join(' · ');
+  return (r) =>
+    [(r as SourcedResult).source ?? '', models.size > 1 ? modelLabel(r.spec) : '', evals.size > 1 ? `${r.protocol.protocol}/${r.protocol.windowLength}` : '', seriesName(r.spec.method)]
+      .filter(Boolean)
+      .join(' · ');
 }
 
 /** The full summary of a result, one fact per line: the point's tooltip and the plot's info box. */
@@ -63,6 +70,7 @@ export function resultSummary(r: Result): string {
     `Prefill ${row.prefill} tok/s${row.prefillGpu ? ` (GPU ${row.prefillGpu})` : ''} · decode ${row.decode} tok/s${row.decodeGpu ? ` (GPU ${row.decodeGpu})` : ''} · ${X_AXES.decodeLatencyMs.format(X_AXES.decodeLatencyMs.value(m))}`,
     `${row.device} · run took ${row.seconds}`,
   );
+  if (row.source) lines.push(`imported from ${row.source}`);
   return lines.join('\n');
 }
 

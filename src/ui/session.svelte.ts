@@ -7,6 +7,8 @@
  */
 import { untrack } from 'svelte';
 import type { PartialProgress } from '../core/experiment';
+import { mergeImported, type SourcedResult } from '../core/results-import';
+import { decodeExperiments, encodeExperiments, shareParam } from '../core/share';
 import { LabStore, partialProgress, interruptedResult, type QueueItem } from '../lab/store';
 import type { ExperimentSpec, Result } from '../worker/api';
 import { CANCELLED_ERROR, DEVICE_LOST_ERROR } from '../worker/api';
@@ -54,6 +56,8 @@ export class LabSession {
   restored = $state(false);
   /** what went wrong reading or writing saved state, for a person */
   storageProblems = $state.raw<string[]>([]);
+  /** what the last shared link or results import did, for a person */
+  notice = $state.raw<{ kind: 'info' | 'error'; text: string } | null>(null);
 
   readonly #lab: LabClient;
   #store: LabStore | null;
@@ -138,6 +142,51 @@ export class LabSession {
     const form = $state.snapshot(this.form) as EvaluateForm;
     this.queue = [...this.queue, ...defaultSweep(form).map((spec) => this.#item(spec))];
     await this.startQueue();
+  }
+
+  /** The experiments a link should carry: the queue's, or the form's when the queue is empty. */
+  shareSpecs(): ExperimentSpec[] {
+    return this.queue.length > 0 ? this.queue.map((q) => q.spec) : this.problem ? [] : [this.#formSpec()];
+  }
+
+  /** The URL fragment (`#x=v1:…`) that carries `shareSpecs()`; null when there is nothing to share. */
+  shareFragment(): string | null {
+    const specs = this.shareSpecs();
+    return specs.length > 0 ? encodeExperiments(specs) : null;
+  }
+
+  /**
+   * Puts the experiments of a shared link into the queue (they wait for Run
+   * queue) and says so. A fragment without a share part is ignored; the same
+   * experiments already waiting at the end of the queue (the page reloaded
+   * with the link still in the address bar) are not added twice.
+   */
+  openShared(fragment: string): void {
+    if (shareParam(fragment) === null) return;
+    const decoded = decodeExperiments(fragment);
+    if ('error' in decoded) {
+      this.notice = { kind: 'error', text: decoded.error };
+      return;
+    }
+    const { specs } = decoded;
+    const tail = this.pending.slice(-specs.length).map((q) => JSON.stringify(q.spec));
+    const n = `${specs.length} experiment${specs.length === 1 ? '' : 's'}`;
+    if (tail.length === specs.length && tail.every((s, i) => s === JSON.stringify(specs[i]))) {
+      this.notice = { kind: 'info', text: `The ${n} from the link are already waiting in the queue.` };
+      return;
+    }
+    this.queue = [...this.queue, ...specs.map((spec) => this.#item(spec))];
+    void this.#persist();
+    this.notice = { kind: 'info', text: `The link added ${n} to the queue. Nothing runs until you press Run queue.` };
+  }
+
+  /** Adds results measured elsewhere (already checked by parseResultsFile) to this session's, and keeps them. */
+  async importResults(results: SourcedResult[], fileName: string): Promise<void> {
+    const { added, skipped } = mergeImported(this.results, results);
+    if (added.length > 0) this.results = [...this.results, ...added];
+    const n = (k: number) => `${k} result${k === 1 ? '' : 's'}`;
+    this.notice = { kind: 'info', text: `Imported ${n(added.length)} from ${fileName}${skipped > 0 ? ` (${n(skipped)} already here were skipped)` : ''}.` };
+    await this.#persist();
   }
 
   /** Takes a waiting experiment out of the queue. */

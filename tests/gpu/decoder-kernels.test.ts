@@ -7,7 +7,7 @@ import { readF32, readBuffer } from '../../src/gpu/readback';
 import { MemoryLedger } from '../../src/gpu/ledger';
 import { uploadPacked } from '../../src/gpu/packed-table';
 import { dequantize, quantizeRtn } from '../../src/core/quant/rtn';
-import { attentionRef, geluTanhRef, nllRef, normRef, ropeRef, siluRef } from '../../src/core/reference';
+import { attentionRef, geluTanhRef, klRef, nllRef, normRef, ropeRef, siluRef } from '../../src/core/reference';
 import { ropeTable } from '../../src/core/rope';
 
 // Tolerance: f32 kernels against float64 references, max error relative to the
@@ -135,5 +135,40 @@ beforeAll(async () => {
     const got = await readF32(device, nll, rows);
     for (let i = 0; i < rows; i++) expect(Math.abs(got[i] - want.nll[i])).toBeLessThan(1e-5 * Math.max(1, want.nll[i]));
     expect(Array.from(new Uint32Array(await readBuffer(device, argmax, rows * 4)))).toEqual(Array.from(want.argmax));
+  });
+
+  it('kept reference log-softmax, then KL divergence and top-1 agreement against it, at an offset, skipping unscored rows', async () => {
+    const rows = 11, vocab = 1237, offset = 3;
+    const reference = randomF32(rows * vocab, 15, 8);
+    const noise = randomF32(rows * vocab, 16, 1);
+    // row 2 is the reference itself (KL exactly 0); the others drift by more and more
+    const logits = Float32Array.from(reference, (z, i) => z + noise[i] * (Math.floor(i / vocab) === 2 ? 0 : Math.floor(i / vocab) * 0.3));
+    const r = rng(17);
+    const targets = Int32Array.from({ length: offset + rows }, (_, i) => (i === offset + 5 ? -1 : Math.floor(r() * vocab)));
+    const logp = empty(rows * vocab), refArgmax = upload(new Uint32Array(offset + rows));
+    const kl = empty(offset + rows), agree = upload(new Uint32Array(offset + rows).fill(7));
+    submit((p) => {
+      kernels.logSoftmax(p, arena, { rows, vocab, targetOffset: offset, logits: upload(reference), logp, refArgmax });
+      kernels.kl(p, arena, { rows, vocab, targetOffset: offset, logits: upload(logits), logp, refArgmax, targets: upload(targets), kl, agree });
+    });
+    const gotLogp = await readF32(device, logp, rows * vocab);
+    const all = new Int32Array(rows);
+    const refNll = nllRef(reference, rows, vocab, all);
+    const wantLogp = Array.from(reference, (z, i) => {
+      const row = Math.floor(i / vocab);
+      return -nllRef(reference.subarray(row * vocab, (row + 1) * vocab), 1, vocab, [i - row * vocab]).nll[0];
+    });
+    expect(maxRelError(gotLogp, wantLogp)).toBeLessThan(TOL);
+    expect(Array.from(new Uint32Array(await readBuffer(device, refArgmax, (offset + rows) * 4))).slice(offset)).toEqual(Array.from(refNll.argmax));
+    const want = klRef(reference, logits, rows, vocab, targets.subarray(offset));
+    const got = (await readF32(device, kl, offset + rows)).subarray(offset);
+    for (let i = 0; i < rows; i++) expect(Math.abs(got[i] - want.kl[i])).toBeLessThan(2e-6 + 1e-5 * want.kl[i]);
+    expect(got[2]).toBe(0);
+    expect(got[5]).toBe(0);
+    expect(want.kl[10]).toBeGreaterThan(0.1);
+    const gotAgree = Array.from(new Uint32Array(await readBuffer(device, agree, (offset + rows) * 4))).slice(offset);
+    expect(gotAgree).toEqual(Array.from(want.agree));
+    expect(gotAgree).toContain(0);
+    expect(gotAgree).toContain(1);
   });
 });

@@ -1,7 +1,8 @@
 /**
  * One experiment end to end on an embedded model (short windows, to stay
  * quick on SwiftShader): result fields, GPU timestamps, cancellation within a
- * window with every GPU buffer freed, and clear errors for impossible specs.
+ * window with every GPU buffer freed, KL divergence and top-1 agreement
+ * against the f32 model, and clear errors for impossible specs.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { dawnDevice } from '../helpers/dawn';
@@ -69,6 +70,33 @@ describe('runExperiment', () => {
     await expect(run).rejects.toThrow(/abort/i);
     expect(windowsDone).toBe(2);
     expect(ledger.snapshot().currentTotal).toBe(0);
+  });
+
+  it('measures KL divergence and top-1 agreement against the f32 model on the same windows', async () => {
+    const source = directorySource(modelDir(name));
+    const run = async (method: ExperimentSpec['method'], kl?: boolean) => {
+      const ledger = new MemoryLedger(device);
+      const r = await runExperiment({ ...spec(2), method }, { device, adapter, source, text, tokens, ledger, decodeSteps: 0, kl });
+      expect(ledger.snapshot().currentTotal).toBe(0);
+      return { m: r.metrics! };
+    };
+    const self = await run({ id: 'none' }, true);
+    const w2 = await run({ id: 'rtn', bits: 2, groupSize: 64, symmetric: false });
+    const w8 = await run({ id: 'rtn', bits: 8, groupSize: 'row', symmetric: false });
+    const plain = await run({ id: 'rtn', bits: 8, groupSize: 'row', symmetric: false }, false);
+    expect(Math.abs(self.m.klDivergence!)).toBeLessThanOrEqual(1e-6);
+    expect(self.m.top1Agreement).toBe(1);
+    expect(w2.m.klDivergence).toBeGreaterThan(0.01);
+    expect(w2.m.klStdError).toBeGreaterThan(0);
+    expect(w2.m.top1Agreement).toBeLessThan(1);
+    expect(w8.m.klDivergence).toBeGreaterThan(0);
+    expect(w8.m.klDivergence!).toBeLessThan(w2.m.klDivergence! / 20);
+    expect(w8.m.top1Agreement).toBeGreaterThan(w2.m.top1Agreement!);
+    // the comparison changes neither the perplexity nor the memory accounting of the quantized model
+    expect(plain.m.klDivergence).toBeUndefined();
+    expect(plain.m.perplexity).toBe(w8.m.perplexity);
+    expect(plain.m.weightBytes).toBe(w8.m.weightBytes);
+    expect(plain.m.peakBytes).toBe(w8.m.peakBytes);
   });
 
   it('refuses a window longer than the model context, saying what fits', async () => {

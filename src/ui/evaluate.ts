@@ -240,6 +240,11 @@ export interface ResultRow {
   /** GPU-time throughputs; null where the adapter has no timestamp queries */
   prefillGpu: string | null;
   decodeGpu: string | null;
+  /** mean KL against the f32 model (nats per position) and its standard error; '–' where not measured */
+  klDivergence: string;
+  klSe: string;
+  /** positions where the f32 and this model's most likely next token agree, in percent; '–' where not measured */
+  top1: string;
   /** seconds the whole run took */
   seconds: string;
   device: string;
@@ -258,11 +263,19 @@ export function formatRate(perSecond: number): string {
   return perSecond >= 100 ? formatCount(perSecond) : perSecond.toFixed(1);
 }
 
+/** A mean KL (nats) to three significant figures, its standard error to the same decimals. */
+export function formatKl(kl: number | undefined, se: number | undefined): { value: string; se: string } {
+  if (kl === undefined || !Number.isFinite(kl)) return { value: '–', se: '–' };
+  const digits = kl > 0 ? Math.min(6, Math.max(3, 2 - Math.floor(Math.log10(kl)))) : 3;
+  return { value: kl.toFixed(digits), se: se !== undefined && Number.isFinite(se) ? se.toFixed(digits) : '–' };
+}
+
 const megabytes = (bytes: number): string => (bytes / 1e6).toFixed(2);
 
 export function resultRow(r: Result): ResultRow {
   const m = r.metrics;
   const ppl = m ? formatPerplexity(m.perplexity, m.perplexitySe) : { value: '–', se: '–' };
+  const kl = formatKl(m?.klDivergence, m?.klStdError);
   const p = r.protocol;
   return {
     id: r.id,
@@ -280,6 +293,9 @@ export function resultRow(r: Result): ResultRow {
     decode: m ? formatRate(m.decodeTokensPerSecond) : '–',
     prefillGpu: m?.prefillGpuTokensPerSecond ? formatRate(m.prefillGpuTokensPerSecond) : null,
     decodeGpu: m?.decodeGpuTokensPerSecond ? formatRate(m.decodeGpuTokensPerSecond) : null,
+    klDivergence: kl.value,
+    klSe: kl.se,
+    top1: m?.top1Agreement !== undefined && Number.isFinite(m.top1Agreement) ? (m.top1Agreement * 100).toFixed(1) : '–',
     seconds: formatSeconds(Object.values(r.timing).reduce((sum, t) => sum + t, 0)),
     device: r.device.description || [r.device.vendor, r.device.architecture].filter(Boolean).join(' '),
     source: (r as SourcedResult).source ?? null,

@@ -14,7 +14,7 @@ import { groupBySeries, paretoFrontier, type ExcludedPoint, type ParetoPoint } f
 import { modelLabel, resultRow } from './evaluate';
 
 export type FrontierX = 'weightMB' | 'bitsPerWeight' | 'decodeLatencyMs';
-export type FrontierY = 'perplexity';
+export type FrontierY = 'perplexity' | 'klDivergence';
 
 export interface FrontierOptions {
   x: FrontierX;
@@ -29,6 +29,11 @@ export const X_AXES: Record<FrontierX, { label: string; short: string; value: (m
   weightMB: { label: 'Weight memory (MB, all weights as evaluated)', short: 'weight MB', value: (m) => m.weightBytes / 1e6, format: (v) => `${v.toFixed(2)} MB` },
   bitsPerWeight: { label: 'Bits per weight (quantized layers, scales and zero points included)', short: 'bits per weight', value: (m) => m.bitsPerWeight, format: (v) => `${v.toFixed(2)} bits/weight` },
   decodeLatencyMs: { label: 'Decode latency (ms per token, wall clock)', short: 'decode latency', value: (m) => 1000 / m.decodeTokensPerSecond, format: (v) => `${v.toFixed(2)} ms/token` },
+};
+
+export const Y_AXES: Record<FrontierY, { label: string; short: string; value: (m: RunMetrics) => number | undefined; missing: string }> = {
+  perplexity: { label: 'Perplexity (log scale)', short: 'Perplexity', value: (m) => m.perplexity, missing: 'no perplexity' },
+  klDivergence: { label: 'KL to f32, nats (log scale)', short: 'KL divergence to f32', value: (m) => m.klDivergence, missing: 'no KL against f32' },
 };
 
 /** The method family a result belongs to: its method without the bit width ("RTN g128", "RTN row sym", "f32"). */
@@ -70,6 +75,7 @@ export function resultSummary(r: Result): string {
     `Prefill ${row.prefill} tok/s${row.prefillGpu ? ` (GPU ${row.prefillGpu})` : ''} · decode ${row.decode} tok/s${row.decodeGpu ? ` (GPU ${row.decodeGpu})` : ''} · ${X_AXES.decodeLatencyMs.format(X_AXES.decodeLatencyMs.value(m))}`,
     `${row.device} · run took ${row.seconds}`,
   );
+  if (row.klDivergence !== '–') lines.push(`KL to f32 ${row.klDivergence} ± ${row.klSe} nats${row.top1 !== '–' ? ` · top-1 agreement ${row.top1}%` : ''}`);
   if (row.source) lines.push(`imported from ${row.source}`);
   return lines.join('\n');
 }
@@ -78,13 +84,22 @@ export interface FrontierPoint extends ParetoPoint {
   result: Result;
 }
 
-/** The points to plot for an x metric, the Pareto set among them, and the results left out. */
-export function frontierPoints(results: Result[], x: FrontierX): { points: FrontierPoint[]; frontier: FrontierPoint[]; excluded: ExcludedPoint[] } {
+/**
+ * The points to plot for an x and a y metric, the Pareto set among them, and
+ * the results left out (no metrics, no value for y, or not positive on the log y axis).
+ */
+export function frontierPoints(results: Result[], x: FrontierX, y: FrontierY = 'perplexity'): { points: FrontierPoint[]; frontier: FrontierPoint[]; excluded: ExcludedPoint[] } {
   const noMetrics: ExcludedPoint[] = [];
   const candidates: FrontierPoint[] = [];
   for (const r of results) {
-    if (!r.metrics) noMetrics.push({ id: r.id, reason: `the run ${r.status === 'done' ? 'has no metrics' : r.status}` });
-    else candidates.push({ id: r.id, x: X_AXES[x].value(r.metrics), y: r.metrics.perplexity, result: r });
+    if (!r.metrics) {
+      noMetrics.push({ id: r.id, reason: `the run ${r.status === 'done' ? 'has no metrics' : r.status}` });
+      continue;
+    }
+    const yv = Y_AXES[y].value(r.metrics);
+    if (yv === undefined) noMetrics.push({ id: r.id, reason: Y_AXES[y].missing });
+    else if (yv <= 0) noMetrics.push({ id: r.id, reason: `${Y_AXES[y].short} ${yv} is not on a log scale` });
+    else candidates.push({ id: r.id, x: X_AXES[x].value(r.metrics), y: yv, result: r });
   }
   const { frontier, finite, excluded } = paretoFrontier(candidates);
   return { points: finite, frontier, excluded: [...noMetrics, ...excluded] };
@@ -116,7 +131,8 @@ const FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Ar
 export function frontierSvg(results: Result[], options: FrontierOptions): string {
   const { width, height, pinnedId } = options;
   const xAxis = X_AXES[options.x];
-  const { points, frontier, excluded } = frontierPoints(results, options.x);
+  const yAxis = Y_AXES[options.y];
+  const { points, frontier, excluded } = frontierPoints(results, options.x, options.y);
   const onFrontier = new Set(frontier.map((p) => p.id));
   const keyOf = seriesKeyFor(points.map((p) => p.result));
   // series in the order results came in, so a series keeps its colour as results are added
@@ -126,7 +142,7 @@ export function frontierSvg(results: Result[], options: FrontierOptions): string
 
   const evals = [...new Set(points.map((p) => evaluationOf(p.result)))];
   const yProtocol = `WikiText-2 · ${evals.length === 1 ? evals[0] : 'mixed protocols'}`;
-  const yLabel = `Perplexity, log scale (${yProtocol})`;
+  const yLabel = `${yAxis.label} (${yProtocol})`;
 
   const legendRows = Math.max(1, Math.ceil(series.size / 4));
   const margin = { top: 16 + legendRows * 18, right: 28, bottom: 50 + (excluded.length ? 16 : 0), left: 78 };
@@ -137,7 +153,7 @@ export function frontierSvg(results: Result[], options: FrontierOptions): string
   const xExtent = (extent(points, (p) => p.x) as [number, number] | [undefined, undefined]);
   const yExtent = (extent(points, (p) => p.y) as [number, number] | [undefined, undefined]);
   const xDomain = xExtent[0] === undefined ? ([1, 10] as [number, number]) : padded(xExtent as [number, number], xLog);
-  const yDomain = yExtent[0] === undefined ? ([1, 100] as [number, number]) : padded(yExtent as [number, number], true);
+  const yDomain = yExtent[0] === undefined ? (options.y === 'perplexity' ? ([1, 100] as [number, number]) : ([0.001, 1] as [number, number])) : padded(yExtent as [number, number], true);
   const x = xLog ? scaleLog().base(2).domain(xDomain).range([0, plotW]) : scaleLinear().domain(xDomain).range([0, plotW]).nice();
   const y = scaleLog().domain(yDomain).range([plotH, 0]);
 
@@ -173,7 +189,7 @@ export function frontierSvg(results: Result[], options: FrontierOptions): string
   // two lines: the metric, then how it was measured
   out.push(
     `<text class="axis-label" transform="translate(${-margin.left + 14},${round(plotH / 2)}) rotate(-90)" text-anchor="middle" fill="${INK}">` +
-      `<tspan x="0">Perplexity (log scale)</tspan><tspan x="0" dy="1.25em" font-size="10.5" fill="${MUTED}">${escapeXml(yProtocol)}</tspan></text>`,
+      `<tspan x="0">${escapeXml(yAxis.label)}</tspan><tspan x="0" dy="1.25em" font-size="10.5" fill="${MUTED}">${escapeXml(yProtocol)}</tspan></text>`,
   );
   out.push('</g>');
 
@@ -223,23 +239,31 @@ export function frontierSvg(results: Result[], options: FrontierOptions): string
 
 // ------------------------------------------------------------------ CSV
 
-/** The results table's columns, in its order. */
-export const CSV_COLUMNS = ['model', 'method', 'protocol', 'window_length', 'windows', 'perplexity', 'perplexity_se', 'bits_per_weight', 'weight_mb', 'peak_mb', 'prefill_tok_s', 'prefill_gpu_tok_s', 'decode_tok_s', 'decode_gpu_tok_s', 'seconds', 'device', 'id'] as const;
+/**
+ * The results table's columns, in its order. kl_divergence and kl_se are in
+ * nats, top1_agreement in percent (as the table shows them), empty where not measured.
+ */
+export const CSV_COLUMNS = ['model', 'method', 'protocol', 'window_length', 'windows', 'perplexity', 'perplexity_se', 'kl_divergence', 'kl_se', 'top1_agreement', 'bits_per_weight', 'weight_mb', 'peak_mb', 'prefill_tok_s', 'prefill_gpu_tok_s', 'decode_tok_s', 'decode_gpu_tok_s', 'seconds', 'device', 'id'] as const;
 
 const csvCell = (v: string): string => (/[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
 /** Table numbers without thousands separators; "–" (not measured) as empty. */
 const csvNumber = (v: string | null): string => (v === null || v === '–' ? '' : v.replace(/,/g, ''));
 
-/** The results as CSV, one row per result with the values the table shows. */
+/**
+ * The results as CSV, one row per result with the values the table shows;
+ * a last `source` column (the file an imported result came from) where any result has one.
+ */
 export function resultsCsv(results: Result[]): string {
+  const withSource = results.some((r) => (r as SourcedResult).source);
   const rows = results.map((r) => {
     const row = resultRow(r);
     return [
       row.model, row.method, row.protocol, String(row.windowLength), row.windows,
-      csvNumber(row.perplexity), csvNumber(row.perplexitySe), csvNumber(row.bitsPerWeight), csvNumber(row.weightMB), csvNumber(row.peakMB),
+      csvNumber(row.perplexity), csvNumber(row.perplexitySe), csvNumber(row.klDivergence), csvNumber(row.klSe), csvNumber(row.top1), csvNumber(row.bitsPerWeight), csvNumber(row.weightMB), csvNumber(row.peakMB),
       csvNumber(row.prefill), csvNumber(row.prefillGpu), csvNumber(row.decode), csvNumber(row.decodeGpu),
       Object.values(r.timing).reduce((sum, t) => sum + t, 0).toFixed(1), row.device, row.id,
+      ...(withSource ? [row.source ?? ''] : []),
     ].map(csvCell).join(',');
   });
-  return [CSV_COLUMNS.join(','), ...rows].join('\n') + '\n';
+  return [[...CSV_COLUMNS, ...(withSource ? ['source'] : [])].join(','), ...rows].join('\n') + '\n';
 }

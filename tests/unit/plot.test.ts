@@ -134,6 +134,71 @@ describe('resultsCsv', () => {
     const lines = csv.trimEnd().split('\n');
     expect(lines[0]).toBe(CSV_COLUMNS.join(','));
     expect(lines).toHaveLength(4);
-    expect(lines[3]).toBe('qlab-llama-6m,RTN W4 g128,gptq,128,"1 of 3,460 windows",22.00,0.44,4.31,6.00,9.00,1235,,50.0,,3.5,"SwiftShader ""Vulkan"" <cpu>",w4');
+    expect(lines[3]).toBe('qlab-llama-6m,RTN W4 g128,gptq,128,"1 of 3,460 windows",22.00,0.44,,,,4.31,6.00,9.00,1235,,50.0,,3.5,"SwiftShader ""Vulkan"" <cpu>",w4');
+    expect(lines[0]).not.toContain('source');
+  });
+
+  it('has KL, its standard error and top-1 agreement where measured, empty where not', () => {
+    const csv = resultsCsv([withKl(results[2], 0.0123456, 0.00042, 0.9731), withKl(results[1], 0.25, 0.01, 1), results[0]]);
+    const [head, ...lines] = csv.trimEnd().split('\n').map((l) => l.replace(/"(?:[^"]|"")*"/g, 'quoted').split(','));
+    const col = (name: string) => lines.map((l) => l[head.indexOf(name)]);
+    expect(head.slice(5, 10)).toEqual(['perplexity', 'perplexity_se', 'kl_divergence', 'kl_se', 'top1_agreement']);
+    expect(col('kl_divergence')).toEqual(['0.0123', '0.250', '']);
+    expect(col('kl_se')).toEqual(['0.0004', '0.010', '']);
+    expect(col('top1_agreement')).toEqual(['97.3', '100.0', '']);
+  });
+
+  it('adds a source column where a result was imported', () => {
+    const imported = { ...results[2], source: '4090.json' };
+    const lines = resultsCsv([results[0], imported]).trimEnd().split('\n');
+    expect(lines[0]).toBe([...CSV_COLUMNS, 'source'].join(','));
+    expect(lines[1].endsWith(',f32,')).toBe(true);
+    expect(lines[2].endsWith(',w4,4090.json')).toBe(true);
+  });
+});
+
+function withKl(r: Result, kl: number, se: number, top1: number): Result {
+  return { ...r, metrics: { ...r.metrics!, klDivergence: kl, klStdError: se, top1Agreement: top1 } };
+}
+
+describe('frontierSvg with KL on the y axis', () => {
+  const options = { x: 'weightMB' as const, y: 'klDivergence' as const, width: 760, height: 420 };
+  const kl: Result[] = [
+    results[0], // the f32 baseline: no KL against itself
+    withKl(results[1], 0.001, 0.0001, 0.99),
+    withKl(results[2], 0.01, 0.001, 0.95),
+    withKl(results[4], 0.1, 0.01, 0.7),
+    results[3], // not compared
+  ];
+
+  it('plots KL on a log scale and leaves out results without it, saying so', () => {
+    const svg = frontierSvg(kl, options);
+    expectWellFormed(svg);
+    const p = pointPositions(svg);
+    expect([...p.keys()].sort()).toEqual(['w2', 'w4', 'w8']);
+    const [y8, y4, y2] = ['w8', 'w4', 'w2'].map((id) => p.get(id)![1]);
+    expect(Math.abs(y8 - y4 - (y4 - y2))).toBeLessThan(0.05);
+    expect(y8).toBeGreaterThan(y4);
+    expect(svg).toContain('>KL to f32, nats (log scale)</tspan>');
+    expect(svg).not.toContain('>Perplexity (log scale)');
+    expect(svg).toContain('Not plotted: 2 results (no KL against f32; no KL against f32)');
+    expect(frontierPoints(kl, 'weightMB', 'klDivergence').excluded.map((e) => e.id)).toEqual(['f32', 'w4row']);
+    expect(/data-ids="([^"]*)"/.exec(svg)?.[1]).toBe('w2 w4 w8');
+  });
+
+  it('leaves out a KL of zero (no place on a log scale) and draws an empty plot without KL', () => {
+    const zero = withKl(results[1], 0, 0, 1);
+    expect(frontierPoints([zero], 'weightMB', 'klDivergence').points).toHaveLength(0);
+    const none = frontierSvg(results, options);
+    expectWellFormed(none);
+    expect(pointPositions(none).size).toBe(0);
+    expect(none).toContain('Not plotted: 5 results');
+    // the perplexity axis is unchanged by KL
+    expect(pointPositions(frontierSvg(kl, { ...options, y: 'perplexity' })).size).toBe(5);
+  });
+
+  it('shows KL and top-1 agreement in the point title', () => {
+    const title = /data-id="w4"[^>]*><title>([^<]*)<\/title>/.exec(frontierSvg(kl, options))?.[1] ?? '';
+    expect(title).toContain('KL to f32 0.0100 ± 0.0010 nats · top-1 agreement 95.0%');
   });
 });

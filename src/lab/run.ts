@@ -25,6 +25,8 @@ export interface RunProgress {
   done: number;
   total: number;
   detail?: string;
+  /** evaluation stage: the running perplexity over the windows done so far */
+  perplexity?: number;
 }
 
 export interface RunOptions {
@@ -161,6 +163,7 @@ export async function runExperiment(spec: ExperimentSpec, options: RunOptions): 
       reference: reference ?? undefined,
       onProgress: (p) => options.onProgress?.({
         stage: 'evaluate', done: p.window, total: p.windows,
+        perplexity: p.estimate.perplexity,
         detail: `ppl ${p.estimate.perplexity.toFixed(2)}${p.klDivergence === undefined ? '' : ` kl ${p.klDivergence.toFixed(4)}`}`,
       }),
     });

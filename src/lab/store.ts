@@ -134,23 +134,16 @@ export function decodeLab(raw: unknown): DecodedLab {
   return { state: { results, queue, settings: record.settings ?? null }, problems, readable: true };
 }
 
-// the detail may go on after the perplexity ("ppl 23.41 kl 0.0123" where a run measures KL divergence)
-const RUNNING_PPL = /^ppl (\d+(?:\.\d+)?)(?:\s|$)/;
-
-/**
- * A progress event in plain JSON. The evaluation stage reports its running
- * perplexity only in its detail ("ppl 23.41"), so it is read back from there.
- */
+/** A progress event in plain JSON, with the running perplexity of the evaluation stage. */
 export function partialProgress(p: ExperimentProgress, spec: ExperimentSpec, previous: PartialProgress | null, now: Date = new Date()): PartialProgress {
   const evaluating = p.stage === 'evaluate';
-  const ppl = evaluating ? RUNNING_PPL.exec(p.detail ?? '') : null;
   return {
     stage: p.stage,
     done: p.done,
     total: p.total,
     windowsDone: evaluating ? p.done : p.stage === 'speed' ? (previous?.windowsDone ?? 0) : 0,
     windowsTotal: evaluating ? p.total : (previous?.windowsTotal ?? spec.eval.windows),
-    perplexity: ppl ? Number(ppl[1]) : p.stage === 'speed' ? (previous?.perplexity ?? null) : null,
+    perplexity: evaluating && p.perplexity !== undefined ? p.perplexity : p.stage === 'speed' ? (previous?.perplexity ?? null) : null,
     at: now.toISOString(),
   };
 }

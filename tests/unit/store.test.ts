@@ -108,11 +108,11 @@ describe('runs that were in flight', () => {
     const load = partialProgress({ stage: 'load', done: 5, total: 57 }, spec, null, now);
     expect(load).toEqual({ stage: 'load', done: 5, total: 57, windowsDone: 0, windowsTotal: 40, perplexity: null, at: now.toISOString() });
     expect(describePartial(load)).toBe('interrupted while loading the model (tensor 5 of 57)');
-    const ev = partialProgress({ stage: 'evaluate', done: 2, total: 40, detail: 'ppl 123.45' }, spec, load, now);
+    const ev = partialProgress({ stage: 'evaluate', done: 2, total: 40, detail: 'ppl 123.45', perplexity: 123.45 }, spec, load, now);
     expect(ev).toMatchObject({ windowsDone: 2, windowsTotal: 40, perplexity: 123.45 });
     // a run that also measures KL divergence reports it after the perplexity
-    expect(partialProgress({ stage: 'evaluate', done: 3, total: 40, detail: 'ppl 23.41 kl 0.0123' }, spec, load, now)).toMatchObject({ perplexity: 23.41 });
-    expect(partialProgress({ stage: 'evaluate', done: 3, total: 40, detail: 'ppl 23.41x' }, spec, load, now)).toMatchObject({ perplexity: null });
+    expect(partialProgress({ stage: 'evaluate', done: 3, total: 40, detail: 'ppl 23.41 kl 0.0123', perplexity: 23.41 }, spec, load, now)).toMatchObject({ perplexity: 23.41 });
+    expect(partialProgress({ stage: 'evaluate', done: 3, total: 40, detail: 'ppl 23.41' }, spec, load, now)).toMatchObject({ perplexity: null });
     const speed = partialProgress({ stage: 'speed', done: 0, total: 1, detail: 'decoding one token at a time' }, spec, ev, now);
     expect(speed).toMatchObject({ stage: 'speed', windowsDone: 2, perplexity: 123.45 });
     expect(describePartial(undefined)).toMatch(/before it reported/);

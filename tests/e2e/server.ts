@@ -16,10 +16,13 @@ declare module 'vitest' {
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const root = new URL('../..', import.meta.url).pathname;
-  await build({ root, logLevel: 'warn', build: { outDir: 'dist', emptyOutDir: true } });
+  // QLAB_E2E_OUT lets several e2e runs share one checkout without overwriting each other's build
+  const outDir = process.env.QLAB_E2E_OUT ?? 'dist';
+  await build({ root, logLevel: 'warn', build: { outDir, emptyOutDir: true } });
   const server = await preview({
     root,
     logLevel: 'warn',
+    build: { outDir },
     preview: { host: '127.0.0.1', port: 0, strictPort: false, open: false, allowedHosts: [INSECURE_HOST] },
   });
   const url = server.resolvedUrls?.local[0];

@@ -19,6 +19,7 @@
  * Conversions to f32 (F32, F16, BF16, F64) are exact: f16 subnormals, ±inf and
  * NaN are preserved (NaN payloads may be canonicalised for F64).
  */
+import { previewJson } from './preview';
 
 /** Bytes per element of every dtype safetensors defines with whole-byte elements. */
 export const DTYPE_BYTES = {
@@ -129,10 +130,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function describe(value: unknown): string {
-  const s = JSON.stringify(value);
-  return s === undefined ? String(value) : s.length > 60 ? s.slice(0, 57) + '...' : s;
-}
+// never JSON.stringify an untrusted value: one nested thousands deep overflows the stack
+const describe = (value: unknown): string => previewJson(value);
 
 /**
  * Parses and validates the header from the first bytes of a file.

@@ -36,10 +36,13 @@ export type Activation = 'silu' | 'gelu' | 'gelu_tanh';
  * RoPE frequency scaling, as HF's `rope_scaling`; null = plain RoPE.
  *  - linear: every inverse frequency divided by `factor` (position interpolation)
  *  - llama3: Llama 3.1's piecewise rescaling of low frequencies
+ *  - longrope: Phi-3's per-frequency factors (short ones up to
+ *    originalMaxPositions, long ones beyond) and cos/sin scaled by attentionFactor
  */
 export type RopeScaling =
   | { type: 'linear'; factor: number }
-  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number };
+  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number }
+  | { type: 'longrope'; shortFactor: number[]; longFactor: number[]; originalMaxPositions: number; attentionFactor: number };
 
 export interface DecoderConfig {
   /** architecture family, the `model_type` of config.json */

@@ -2,7 +2,7 @@
  * CPU references of the decoder kernels, in float64, written for clarity.
  * Each WGSL kernel family is tested against its function here on random inputs.
  */
-import { ropeTable } from './rope';
+import { ropeTableFor } from './rope';
 
 /** y[M, D] = norm(x) · weight (+ bias). */
 export function normRef(x: ArrayLike<number>, rows: number, dim: number, weight: ArrayLike<number>, bias: ArrayLike<number> | null, eps: number, kind: 'rmsnorm' | 'layernorm'): Float64Array {
@@ -165,7 +165,7 @@ export function decoderForwardRef(
   const pos = c.positions === 'learned' ? need('embed.positions') : null;
   for (let m = 0; m < rows; m++) for (let d = 0; d < D; d++) x[m * D + d] = tok[ids[m] * D + d] + (pos ? pos[m * D + d] : 0);
   const hidden = [Float64Array.from(x)];
-  const table = c.positions === 'rope' ? ropeTable(rows, c.headDim, c.ropeTheta) : null;
+  const table = c.positions === 'rope' ? ropeTableFor(c, rows) : null;
   const lin = (name: string, input: Float64Array, n: number, k: number, bias: boolean) =>
     linearRef(input, rows, need(`${name}.weight`), n, k, bias ? need(`${name}.bias`) : null);
   for (let i = 0; i < c.numLayers; i++) {

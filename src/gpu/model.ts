@@ -16,7 +16,7 @@
  */
 import type { DecoderConfig } from '../core/decoder';
 import { blockLinears, linearShape } from '../core/decoder';
-import { ropeInverseFrequencies, ropeTable } from '../core/rope';
+import { ropeTableFor } from '../core/rope';
 import { DecoderKernels, UniformArena } from './kernels';
 import type { MemoryLedger } from './ledger';
 import type { PackedLinear } from '../core/quant/format';
@@ -72,6 +72,11 @@ interface Block {
 }
 
 const isPacked = (t: GPUBuffer | PackedBuffers): t is PackedBuffers => 'codes' in t;
+
+/** Where a block's linear layers read their input: q/k/v, o, gate/up, down. */
+export type LinearSite = 'attn-in' | 'o-in' | 'mlp-in' | 'down-in';
+/** Sees one sample's input [rows, K] of a group of linears during DecoderExecutor.runBlock. */
+export type BlockHook = (site: LinearSite, input: GPUBuffer, rows: number, encoder: GPUCommandEncoder) => void;
 
 /** kl and agree are there when the forward compared against reference log-probs (ForwardOptions.compareWith). */
 export interface WindowScore extends Partial<CompareScore> {
@@ -271,7 +276,7 @@ export class DecoderExecutor {
         head = options.linear('head', headWeight, c.vocabSize, c.hiddenSize, null);
       }
       tick();
-      const rope = c.positions === 'rope' ? ledger.upload('weights', ropeTable(options.maxRows, c.headDim, c.ropeTheta, ropeInverseFrequencies(c)), 'rope table') : null;
+      const rope = c.positions === 'rope' ? ledger.upload('weights', ropeTableFor(c, options.maxRows), 'rope table') : null;
       return new DecoderExecutor(device, ledger, c, options.maxRows, embedTokens, embedPositions, blocks, finalNorm, head, rope, options.headChunkRows);
     } catch (error) {
       for (const b of built) b.release();
@@ -443,6 +448,115 @@ export class DecoderExecutor {
       cap.buffer.destroy();
     }
     return { nll, argmax, gpuSeconds, ...compared };
+  }
+
+  // ---------------------------------------------------------- block by block (calibration)
+
+  /**
+   * Embeds one sample (rows ≤ maxRows tokens at positions 0 …) and copies the
+   * residual stream [rows, hidden] into `state` at byte `offset`. Calibrated
+   * methods keep every sample's stream there and push it through the blocks
+   * one at a time (runBlock), quantizing each block before the next.
+   */
+  embedInto(ids: Int32Array, state: GPUBuffer, offset: number): void {
+    const rows = ids.length;
+    const c = this.config;
+    if (rows < 1 || rows > this.maxRows) throw new Error(`a calibration sample of ${rows} tokens does not fit the executor's ${this.maxRows} positions`);
+    for (const id of ids) if (id < 0 || id >= c.vocabSize) throw new Error(`token id ${id} is outside the vocabulary of ${c.vocabSize}`);
+    const { device, kernels, arena } = this;
+    const B = this.buffers;
+    device.queue.writeBuffer(B.ids, 0, Uint32Array.from(ids));
+    arena.reset();
+    const encoder = device.createCommandEncoder({ label: 'embed (calibration)' });
+    const pass = encoder.beginComputePass();
+    if (!isPacked(this.embedTokens)) {
+      kernels.embed(pass, arena, { rows, dim: c.hiddenSize, pastLen: 0, ids: B.ids, tokens: this.embedTokens, positions: this.embedPositions, out: B.x });
+    } else {
+      kernels.embedPacked(pass, arena, { rows, pastLen: 0, ids: B.ids, table: this.embedTokens, positions: this.embedPositions, out: B.x });
+    }
+    pass.end();
+    encoder.copyBufferToBuffer(B.x, 0, state, offset, rows * c.hiddenSize * 4);
+    arena.flush();
+    device.queue.submit([encoder.finish()]);
+  }
+
+  /**
+   * Runs block `index` on one sample's residual stream, rows [rows, hidden] at
+   * byte `offset` of `state`, in place (positions 0 … rows − 1, no KV cache
+   * kept beyond this call). `hook` sees the input of each group of linears —
+   * 'attn-in' (q, k, v), 'o-in', 'mlp-in' (gate, up), 'down-in' — as a buffer
+   * of [rows, K] floats, with an open command encoder to record into (the
+   * compute pass is ended around it). With `writeBack` false the block's
+   * output is not stored (a pass that only looks at the inputs). Submits; does not wait.
+   */
+  runBlock(index: number, state: GPUBuffer, offset: number, rows: number, hook?: BlockHook, writeBack = true): void {
+    const c = this.config;
+    const block = this.blocks[index];
+    if (!block) throw new Error(`block ${index} does not exist: the model has ${this.blocks.length}`);
+    if (rows < 1 || rows > this.maxRows) throw new Error(`a calibration sample of ${rows} tokens does not fit the executor's ${this.maxRows} positions`);
+    const { device, kernels, arena } = this;
+    const B = this.buffers;
+    const D = c.hiddenSize;
+    const I = c.intermediateSize;
+    arena.reset();
+    const encoder = device.createCommandEncoder({ label: `block ${index} (calibration)` });
+    encoder.copyBufferToBuffer(state, offset, B.x, 0, rows * D * 4);
+    let pass = encoder.beginComputePass();
+    const site = (name: LinearSite, buffer: GPUBuffer) => {
+      if (!hook) return;
+      pass.end();
+      hook(name, buffer, rows, encoder);
+      pass = encoder.beginComputePass();
+    };
+    const L = block.linears;
+    const norm = (n: Norm) => kernels.norm(pass, arena, { rows, dim: D, eps: c.normEps, kind: c.norm, x: B.x, weight: n.weight, bias: n.bias, out: B.xn });
+    norm(block.attnNorm);
+    site('attn-in', B.xn);
+    L['attn.q'].encode(pass, B.xn, B.q, rows);
+    L['attn.k'].encode(pass, B.xn, block.kCache, rows);
+    L['attn.v'].encode(pass, B.xn, block.vCache, rows);
+    if (this.rope) {
+      kernels.rope(pass, arena, { rows, heads: c.numHeads, headDim: c.headDim, pastLen: 0, x: B.q, table: this.rope });
+      kernels.rope(pass, arena, { rows, heads: c.numKvHeads, headDim: c.headDim, pastLen: 0, x: block.kCache, table: this.rope });
+    }
+    kernels.attention(pass, arena, { rows, heads: c.numHeads, kvHeads: c.numKvHeads, headDim: c.headDim, pastLen: 0, q: B.q, k: block.kCache, v: block.vCache, out: B.att });
+    site('o-in', B.att);
+    L['attn.o'].encode(pass, B.att, B.tmp, rows);
+    kernels.add(pass, arena, rows * D, B.x, B.tmp);
+    norm(block.mlpNorm);
+    site('mlp-in', B.xn);
+    if (c.mlp === 'swiglu') {
+      L['mlp.gate'].encode(pass, B.xn, B.h1, rows);
+      L['mlp.up'].encode(pass, B.xn, B.h2, rows);
+      kernels.swiglu(pass, arena, rows * I, B.h1, B.h2);
+    } else {
+      L['mlp.up'].encode(pass, B.xn, B.h1, rows);
+      kernels.gelu(pass, arena, rows * I, B.h1, c.activation === 'gelu' ? 'erf' : 'tanh');
+    }
+    site('down-in', B.h1);
+    L['mlp.down'].encode(pass, B.h1, B.tmp, rows);
+    kernels.add(pass, arena, rows * D, B.x, B.tmp);
+    pass.end();
+    if (writeBack) encoder.copyBufferToBuffer(B.x, 0, state, offset, rows * D * 4);
+    arena.flush();
+    device.queue.submit([encoder.finish()]);
+  }
+
+  /** Replaces one linear layer of block `index` (e.g. "attn.q") with `layer`, destroying the old one. */
+  replaceLinear(index: number, name: string, layer: LinearLayer): void {
+    const block = this.blocks[index];
+    const old = block?.linears[name];
+    if (!old) throw new Error(`block ${index} has no linear layer "${name}"`);
+    if (layer.n !== old.n || layer.k !== old.k) throw new Error(`${name} of block ${index} is [${old.n}, ${old.k}]; the replacement is [${layer.n}, ${layer.k}]`);
+    old.destroy();
+    block.linears[name] = layer;
+  }
+
+  /** Overwrites the weight (and bias, for LayerNorm) of block `index`'s attention or MLP norm (AWQ folds its scales there). */
+  setNorm(index: number, which: 'attn' | 'mlp', weight: Float32Array, bias: Float32Array | null): void {
+    const norm = which === 'attn' ? this.blocks[index].attnNorm : this.blocks[index].mlpNorm;
+    this.device.queue.writeBuffer(norm.weight, 0, weight);
+    if (norm.bias && bias) this.device.queue.writeBuffer(norm.bias, 0, bias);
   }
 
   /** Frees every GPU buffer this executor holds. */

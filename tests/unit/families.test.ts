@@ -130,9 +130,9 @@ describe('gpt2 config', () => {
 
 describe('registry', () => {
   test('unsupported model_type lists what runs', () => {
-    expect(supportedModelTypes()).toEqual(['llama', 'gpt2']);
-    expect(() => readModelConfig({ model_type: 'mamba' })).toThrow('not supported yet: model_type "mamba" — qlab runs: llama, gpt2');
-    expect(() => familyFor('qwen2')).toThrow('not supported yet: model_type "qwen2" — qlab runs: llama, gpt2');
+    expect(supportedModelTypes()).toEqual(['llama', 'qwen2', 'phi3', 'gpt2']);
+    expect(() => readModelConfig({ model_type: 'mamba' })).toThrow('not supported yet: mamba (supported: llama, qwen2, phi3, gpt2)');
+    expect(() => familyFor('qwen3')).toThrow('not supported yet: qwen3 (supported: llama, qwen2, phi3, gpt2)');
     expect(() => readModelConfig({ hidden_size: 3 })).toThrow(/config\.json has no "model_type"/);
   });
 

@@ -160,7 +160,7 @@ describe('errors name the file and tensor', () => {
 
   test('unsupported architecture', async () => {
     const files = { ...model.files, 'config.json': JSON.stringify({ ...llamaConfig, model_type: 'qwen3' }) };
-    await expect(loadModel(blobs(files))).rejects.toThrow('not supported yet: model_type "qwen3" — qlab runs: llama, gpt2');
+    await expect(loadModel(blobs(files))).rejects.toThrow('not supported yet: qwen3 (supported: llama, qwen2, phi3, gpt2)');
   });
 
   test('index and shards disagree', async () => {

@@ -16,9 +16,19 @@ export interface TensorSource {
   transpose?: boolean;
   /**
    * the checkpoint fuses `parts` tensors along the output dimension (GPT-2's
-   * c_attn holds q, k, v): after any transpose take row block `index`
+   * c_attn holds q, k, v): after any transpose take row block `index`.
+   * `rows` gives the parts' row counts when they differ (Phi-3's qkv_proj
+   * under grouped-query attention); equal parts otherwise.
    */
-  split?: { index: number; parts: number };
+  split?: { index: number; parts: number; rows?: (config: DecoderConfig) => number[] };
+}
+
+/** A fused tensor's part as resolved for one config: rows [start, start + canonical rows) of `total`. */
+export interface SplitPlan {
+  index: number;
+  parts: number;
+  /** first row of the part in the fused tensor (after any transpose); index · rows when absent */
+  start?: number;
 }
 
 /** canonical name pattern (`layers.{i}.attn.q.weight`) → where it comes from */
@@ -50,7 +60,7 @@ export interface TensorPlan {
   /** the checkpoint tensor's shape (checked) */
   sourceShape: number[];
   transpose: boolean;
-  split: { index: number; parts: number } | null;
+  split: SplitPlan | null;
 }
 
 export interface Resolution {
@@ -71,9 +81,12 @@ function sourceFor(family: Family, canonical: string): { source: TensorSource; l
 }
 
 /** The shape a checkpoint tensor must have to yield `shape` through `source`'s transforms. */
-export function expectedSourceShape(shape: number[], source: TensorSource): number[] {
+export function expectedSourceShape(shape: number[], source: TensorSource, config?: DecoderConfig): number[] {
   let s = [...shape];
-  if (source.split) s[0] *= source.split.parts;
+  if (source.split?.rows) {
+    if (!config) throw new Error('an uneven split needs the config (internal error in a mapping table).');
+    s[0] = source.split.rows(config).reduce((a, b) => a + b, 0);
+  } else if (source.split) s[0] *= source.split.parts;
   if (source.transpose) {
     if (s.length !== 2) throw new Error(`only 2-D tensors can be transposed, got shape ${JSON.stringify(s)} (internal error in a mapping table).`);
     s = [s[1], s[0]];
@@ -109,7 +122,7 @@ export function resolveTensors(
       );
     }
     const sourceShape = available.get(found)!.shape;
-    const expected = expectedSourceShape(shape, source);
+    const expected = expectedSourceShape(shape, source, config);
     if (sourceShape.length !== expected.length || sourceShape.some((d, k) => d !== expected[k])) {
       throw new Error(
         `${fileOf(found)}: tensor "${found}" has shape ${shapeText(sourceShape)}, but config.json implies ${shapeText(expected)} ` +
@@ -117,10 +130,18 @@ export function resolveTensors(
       );
     }
     used.add(found);
-    plans.push({ canonical, shape, source: found, sourceShape, transpose: source.transpose ?? false, split: source.split ?? null });
+    plans.push({ canonical, shape, source: found, sourceShape, transpose: source.transpose ?? false, split: splitPlan(source, config) });
   }
   const unexpected = [...available.keys()].filter((n) => !used.has(n) && !family.ignored.some((re) => re.test(n)));
   return { plans, unexpected };
+}
+
+function splitPlan(source: TensorSource, config: DecoderConfig): SplitPlan | null {
+  if (!source.split) return null;
+  const { index, parts, rows } = source.split;
+  if (!rows) return { index, parts };
+  const sizes = rows(config);
+  return { index, parts, start: sizes.slice(0, index).reduce((a, b) => a + b, 0) };
 }
 
 /** Applies a plan's transforms to the checkpoint tensor's values (f32, row-major `sourceShape`). */
@@ -133,14 +154,14 @@ export function applyPlan(plan: TensorPlan, data: Float32Array): Float32Array {
   if (!plan.transpose) {
     // rows of the fused tensor are contiguous: a subarray copy
     const rowElements = elements / plan.sourceShape[0];
-    const rows = plan.sourceShape[0] / plan.split!.parts;
-    const start = plan.split!.index * rows * rowElements;
+    const rows = plan.shape[0];
+    const start = (plan.split!.start ?? plan.split!.index * rows) * rowElements;
     return data.slice(start, start + rows * rowElements);
   }
   // source [in, outAll] → canonical [out, in], taking output columns [c0, c0 + out)
   const [inDim, outAll] = plan.sourceShape;
   const out = plan.shape[0];
-  const c0 = plan.split ? plan.split.index * out : 0;
+  const c0 = plan.split ? (plan.split.start ?? plan.split.index * out) : 0;
   const result = new Float32Array(out * inDim);
   for (let r = 0; r < inDim; r++) {
     const rowBase = r * outAll + c0;

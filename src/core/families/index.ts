@@ -7,11 +7,13 @@ import type { DecoderConfig } from '../decoder';
 import type { Family } from './family';
 import { gpt2 } from './gpt2';
 import { llama } from './llama';
+import { phi3 } from './phi3';
+import { qwen2 } from './qwen2';
 
 export type { Family, TensorPlan, TensorSource, TensorTable, Resolution } from './family';
 export { resolveTensors, applyPlan, expectedSourceShape } from './family';
 
-export const FAMILIES: readonly Family[] = [llama, gpt2];
+export const FAMILIES: readonly Family[] = [llama, qwen2, phi3, gpt2];
 
 export function supportedModelTypes(): string[] {
   return FAMILIES.map((f) => f.modelType);
@@ -19,7 +21,7 @@ export function supportedModelTypes(): string[] {
 
 export function familyFor(modelType: string): Family {
   const family = FAMILIES.find((f) => f.modelType === modelType);
-  if (!family) throw new Error(`not supported yet: model_type "${modelType}" — qlab runs: ${supportedModelTypes().join(', ')}`);
+  if (!family) throw new Error(`not supported yet: ${modelType} (supported: ${supportedModelTypes().join(', ')}) — config.json's model_type names an architecture qlab has no mapping for.`);
   return family;
 }
 

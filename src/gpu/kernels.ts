@@ -13,6 +13,9 @@ import normWgsl from '../../shaders/norm.wgsl?raw';
 import ropeWgsl from '../../shaders/rope.wgsl?raw';
 import attentionWgsl from '../../shaders/attention.wgsl?raw';
 import attentionSerialWgsl from '../../shaders/attention_serial.wgsl?raw';
+import attentionKvWgsl from '../../shaders/attention_kv.wgsl?raw';
+import attentionKvStoreWgsl from '../../shaders/attention_kv_store.wgsl?raw';
+import type { KvCacheSpec } from '../core/quant/kv';
 import elementwiseWgsl from '../../shaders/elementwise.wgsl?raw';
 import nllWgsl from '../../shaders/nll.wgsl?raw';
 import klWgsl from '../../shaders/kl.wgsl?raw';
@@ -69,9 +72,12 @@ export class UniformArena {
 }
 
 type Bindings = (GPUBuffer | GPUBufferBinding)[];
+type LazyKernel = 'attentionKv' | 'attentionKvSerial' | 'kvStore';
 
 export class DecoderKernels {
   private readonly pipelines: Record<'embed' | 'embedPacked' | 'norm' | 'rope' | 'attention' | 'attentionSerial' | 'elementwise' | 'nll' | 'logSoftmax' | 'kl', GPUComputePipeline>;
+  private readonly lazy: Record<LazyKernel, () => GPUComputePipeline>;
+  private readonly compiled: Partial<Record<LazyKernel, GPUComputePipeline>> = {};
   private readonly maxDim: number;
   /** A 16-byte buffer bound where a kernel's optional input is unused. */
   readonly dummy: GPUBuffer;
@@ -95,12 +101,18 @@ export class DecoderKernels {
       logSoftmax: make(klWgsl, 'log-softmax (reference)', { WG: tuning.reductionWidth }, 'logsoftmax'),
       kl: make(klWgsl, 'kl divergence', { WG: tuning.reductionWidth }),
     };
+    // compiled on first use: only executors with a quantized KV cache need them
+    this.lazy = {
+      attentionKv: () => make(attentionKvWgsl, 'attention (quantized KV)', { TILE: tuning.attentionTile }),
+      attentionKvSerial: () => make(attentionKvWgsl, 'attention (quantized KV, serial)', {}, 'serial'),
+      kvStore: () => make(attentionKvStoreWgsl, 'KV cache store (quantized)'),
+    };
     this.maxDim = device.limits.maxComputeWorkgroupsPerDimension;
     this.dummy = device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE, label: 'unused binding' });
   }
 
-  private run(pass: GPUComputePassEncoder, name: keyof DecoderKernels['pipelines'], bindings: Bindings, workgroups: number): void {
-    const pipeline = this.pipelines[name];
+  private run(pass: GPUComputePassEncoder, name: keyof DecoderKernels['pipelines'] | LazyKernel, bindings: Bindings, workgroups: number): void {
+    const pipeline = name in this.lazy ? (this.compiled[name as LazyKernel] ??= this.lazy[name as LazyKernel]()) : this.pipelines[name as keyof DecoderKernels['pipelines']];
     const bindGroup = this.device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
       entries: bindings.map((b, binding) => ({ binding, resource: 'buffer' in b ? b : { buffer: b } })),
@@ -145,6 +157,24 @@ export class DecoderKernels {
     } else {
       this.run(pass, 'attention', [params, a.q, a.k, a.v, a.out], a.rows * a.heads);
     }
+  }
+
+  /**
+   * Quantizes rows [rows, kvDim] of keys or values into a quantized KV cache
+   * (src/core/quant/kv.ts) at cache rows rowOffset … rowOffset + rows − 1.
+   */
+  kvStore(pass: GPUComputePassEncoder, arena: UniformArena, a: { rows: number; kvDim: number; kv: KvCacheSpec; rowOffset: number; x: GPUBuffer; codes: GPUBuffer; scales: GPUBuffer }): void {
+    const params = arena.push([a.rows, a.kvDim, a.kv.groupSize, a.kv.bits, a.rowOffset]);
+    this.run(pass, 'kvStore', [params, a.x, a.codes, a.scales], Math.ceil((a.rows * (a.kvDim / a.kv.groupSize)) / 64));
+  }
+
+  /** attention() with keys and values read from a quantized KV cache (codes and f16 scale/offset pairs). */
+  attentionKv(pass: GPUComputePassEncoder, arena: UniformArena, a: { rows: number; heads: number; kvHeads: number; headDim: number; pastLen: number; kv: KvCacheSpec; q: GPUBuffer; kCodes: GPUBuffer; kScales: GPUBuffer; vCodes: GPUBuffer; vScales: GPUBuffer; out: GPUBuffer }): void {
+    if (a.headDim > 256) throw new Error(`head dimension ${a.headDim} is larger than the attention kernel's 256`);
+    const params = arena.push([a.rows, a.heads, a.kvHeads, a.headDim, a.pastLen, 1 / Math.sqrt(a.headDim), a.kv.groupSize, a.kv.bits], [5]);
+    const bindings = [params, a.q, a.kCodes, a.kScales, a.vCodes, a.vScales, a.out];
+    if (this.tuning.cpu) this.run(pass, 'attentionKvSerial', bindings, Math.ceil((a.rows * a.heads) / 64));
+    else this.run(pass, 'attentionKv', bindings, a.rows * a.heads);
   }
 
   /** a = a + b (residual). */

@@ -7,6 +7,7 @@
  * `fromConfig`; the registry there picks the family by `model_type`.
  */
 import type { DecoderConfig } from './decoder';
+import { previewJson } from './preview';
 
 export type JsonObject = Record<string, unknown>;
 
@@ -59,7 +60,7 @@ export class ConfigReader {
   }
 
   private wrong(key: string, what: string): Error {
-    return new Error(`${this.fileName}: "${key}" is ${JSON.stringify(this.json[key])}; expected ${what}.`);
+    return new Error(`${this.fileName}: "${key}" is ${previewJson(this.json[key])}; expected ${what}.`);
   }
 
   has(key: string): boolean {
@@ -130,6 +131,24 @@ export class ConfigReader {
 }
 
 /**
+ * The largest sizes qlab accepts, far above any released model (Llama 3.1
+ * 405B: 126 layers, hidden 16,384, intermediate 53,248, vocabulary 128,256;
+ * Gemma: vocabulary 262,144) and far below what would make listing the
+ * tensors or adding up their bytes hang or overflow: a damaged or hostile
+ * config.json is refused here, before anything is planned or allocated.
+ */
+export const CONFIG_LIMITS: Partial<Record<keyof DecoderConfig, number>> = {
+  vocabSize: 1 << 22,
+  hiddenSize: 1 << 17,
+  numLayers: 1024,
+  numHeads: 4096,
+  numKvHeads: 4096,
+  headDim: 4096,
+  intermediateSize: 1 << 20,
+  maxPositions: 1 << 24,
+};
+
+/**
  * Consistency of a DecoderConfig whatever its family; errors speak of the
  * config.json keys through `keys` (canonical field → the family's key name).
  */
@@ -139,7 +158,14 @@ export function checkDecoderConfig(config: DecoderConfig, fileName: string, keys
   for (const field of positiveInts) {
     const value = config[field];
     if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-      throw new Error(`${fileName}: ${key(field)} is ${JSON.stringify(value)}; expected a positive integer.`);
+      throw new Error(`${fileName}: ${key(field)} is ${previewJson(value)}; expected a positive integer.`);
+    }
+    const limit = CONFIG_LIMITS[field];
+    if (limit !== undefined && value > limit) {
+      throw new Error(
+        `${fileName}: ${key(field)} is ${value.toLocaleString('en-US')}; qlab accepts at most ${limit.toLocaleString('en-US')} ` +
+          `(no released model comes near): the file is damaged or not a model config.`,
+      );
     }
   }
   if (config.numHeads % config.numKvHeads !== 0) {

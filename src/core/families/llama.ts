@@ -6,6 +6,7 @@
 import { checkDecoderConfig, ConfigReader, type JsonObject } from '../config';
 import type { DecoderConfig, RopeScaling } from '../decoder';
 import type { Family } from './family';
+import { previewJson } from '../preview';
 
 function ropeScaling(reader: ConfigReader, fileName: string): RopeScaling | null {
   // transformers ≥ 5 folds rope_scaling into rope_parameters
@@ -27,7 +28,7 @@ function ropeScaling(reader: ConfigReader, fileName: string): RopeScaling | null
         originalMaxPositions: scaling.int('original_max_position_embeddings'),
       };
     default:
-      throw new Error(`${fileName}: RoPE scaling "${String(kind)}" is not supported yet — qlab runs plain, linear and llama3 RoPE.`);
+      throw new Error(`${fileName}: RoPE scaling ${previewJson(kind)} is not supported yet — qlab runs plain, linear and llama3 RoPE.`);
   }
 }
 

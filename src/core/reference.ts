@@ -152,6 +152,8 @@ export function decoderForwardRef(
   c: import('./decoder').DecoderConfig,
   tensor: (name: string) => Float32Array | null,
   ids: ArrayLike<number>,
+  /** called with each block linear's input x[rows, k] (e.g. "layers.2.mlp.up") just before it is applied */
+  capture?: (linear: string, input: Float64Array, rows: number) => void,
 ): { hidden: Float64Array[]; finalNorm: Float64Array; logits: Float64Array } {
   const rows = ids.length;
   const D = c.hiddenSize;
@@ -166,8 +168,10 @@ export function decoderForwardRef(
   for (let m = 0; m < rows; m++) for (let d = 0; d < D; d++) x[m * D + d] = tok[ids[m] * D + d] + (pos ? pos[m * D + d] : 0);
   const hidden = [Float64Array.from(x)];
   const table = c.positions === 'rope' ? ropeTableFor(c, rows) : null;
-  const lin = (name: string, input: Float64Array, n: number, k: number, bias: boolean) =>
-    linearRef(input, rows, need(`${name}.weight`), n, k, bias ? need(`${name}.bias`) : null);
+  const lin = (name: string, input: Float64Array, n: number, k: number, bias: boolean) => {
+    capture?.(name, input, rows);
+    return linearRef(input, rows, need(`${name}.weight`), n, k, bias ? need(`${name}.bias`) : null);
+  };
   for (let i = 0; i < c.numLayers; i++) {
     const p = `layers.${i}`;
     const norm = (name: string) => normRef(x, rows, D, need(`${p}.${name}.weight`), c.norm === 'layernorm' ? need(`${p}.${name}.bias`) : null, c.normEps, c.norm);

@@ -21,6 +21,7 @@ import { DecoderKernels, UniformArena } from './kernels';
 import type { MemoryLedger } from './ledger';
 import type { PackedLinear } from '../core/quant/format';
 import { releasePacked, uploadPacked, type PackedBuffers } from './packed-table';
+import { checkKvSpec, kvBytesPerPosition, kvWordsPerRow, type KvCacheSpec } from '../core/quant/kv';
 
 /** A linear layer y[m, n] = x[m, k] · Wᵀ (+ bias) on the GPU, f32 or packed. */
 export interface LinearLayer {
@@ -60,6 +61,11 @@ export interface ExecutorOptions {
   /** report progress while weights upload (tensor i of n) */
   onLoad?: (done: number, total: number) => void;
   signal?: AbortSignal;
+  /**
+   * Quantize the KV cache (src/core/quant/kv.ts): keys and values are stored
+   * as int8/int4 group-wise codes and attention reads them; null/absent = f32.
+   */
+  kvCache?: KvCacheSpec | null;
 }
 
 interface Norm { weight: GPUBuffer; bias: GPUBuffer | null }
@@ -67,8 +73,11 @@ interface Block {
   attnNorm: Norm;
   mlpNorm: Norm;
   linears: Record<string, LinearLayer>;
+  /** f32 [maxRows, KV], or the codes of a quantized cache (then kScales/vScales hold its scale/offset pairs) */
   kCache: GPUBuffer;
   vCache: GPUBuffer;
+  kScales: GPUBuffer | null;
+  vScales: GPUBuffer | null;
 }
 
 const isPacked = (t: GPUBuffer | PackedBuffers): t is PackedBuffers => 'codes' in t;
@@ -155,6 +164,8 @@ export class DecoderExecutor {
     readonly head: LinearLayer,
     private readonly rope: GPUBuffer | null,
     headChunkRows: number | undefined,
+    /** the quantized KV cache's format; null = f32 */
+    readonly kvCache: KvCacheSpec | null = null,
   ) {
     this.kernels = new DecoderKernels(device);
     const c = config;
@@ -170,6 +181,11 @@ export class DecoderExecutor {
     act('att', f(rows * c.numHeads * c.headDim));
     act('kNew', f(c.numKvHeads * c.headDim));
     act('vNew', f(c.numKvHeads * c.headDim));
+    // a quantized cache: new keys/values in f32 before the store kernel quantizes them into the cache
+    if (kvCache) {
+      act('kRows', f(rows * c.numKvHeads * c.headDim));
+      act('vRows', f(rows * c.numKvHeads * c.headDim));
+    }
     act('h1', f(rows * c.intermediateSize));
     act('h2', f(rows * c.intermediateSize));
     act('ids', f(rows));
@@ -259,11 +275,19 @@ export class DecoderExecutor {
           built.push(linears[l] ? { release: () => linears[l].destroy() } : { release: () => {} });
           tick();
         }
-        const kvBytes = options.maxRows * c.numKvHeads * c.headDim * 4;
+        const kvDim = c.numKvHeads * c.headDim;
         const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
-        const kCache = ledger.createBuffer('kv', kvBytes, usage, `layers.${i}.k_cache`);
-        const vCache = ledger.createBuffer('kv', kvBytes, usage, `layers.${i}.v_cache`);
-        blocks.push({ attnNorm, mlpNorm, linears, kCache, vCache });
+        const kv = options.kvCache ?? null;
+        if (kv) checkKvSpec(kv, c.headDim);
+        const kvBytes = kv ? options.maxRows * kvWordsPerRow(kvDim, kv.bits) * 4 : options.maxRows * kvDim * 4;
+        const kCache = ledger.createBuffer('kv', kvBytes, usage, `layers.${i}.k_cache${kv ? ' codes' : ''}`);
+        const vCache = ledger.createBuffer('kv', kvBytes, usage, `layers.${i}.v_cache${kv ? ' codes' : ''}`);
+        const scaleBytes = kv ? options.maxRows * (kvDim / kv.groupSize) * 4 : 0;
+        const kScales = kv ? ledger.createBuffer('kv', scaleBytes, usage, `layers.${i}.k_cache scales`) : null;
+        const vScales = kv ? ledger.createBuffer('kv', scaleBytes, usage, `layers.${i}.v_cache scales`) : null;
+        const block: Block = { attnNorm, mlpNorm, linears, kCache, vCache, kScales, vScales };
+        built.push({ release: () => [kCache, vCache, kScales, vScales].forEach((b) => ledger.release(b)) });
+        blocks.push(block);
         tick();
       }
       const finalNorm = await norm('final_norm');
@@ -277,7 +301,7 @@ export class DecoderExecutor {
       }
       tick();
       const rope = c.positions === 'rope' ? ledger.upload('weights', ropeTableFor(c, options.maxRows), 'rope table') : null;
-      return new DecoderExecutor(device, ledger, c, options.maxRows, embedTokens, embedPositions, blocks, finalNorm, head, rope, options.headChunkRows);
+      return new DecoderExecutor(device, ledger, c, options.maxRows, embedTokens, embedPositions, blocks, finalNorm, head, rope, options.headChunkRows, options.kvCache ?? null);
     } catch (error) {
       for (const b of built) b.release();
       throw error;
@@ -287,6 +311,12 @@ export class DecoderExecutor {
   /** Bytes of all weights on the GPU (packed where quantized). */
   weightBytes(): number {
     return this.ledger.snapshot().current.weights;
+  }
+
+  /** Bytes one position of context takes in the KV cache, all layers, K and V (in the cache's format, f32 or quantized). */
+  kvBytesPerToken(): number {
+    const c = this.config;
+    return c.numLayers * kvBytesPerPosition(c.numKvHeads * c.headDim, this.kvCache);
   }
 
   /** Kernel variants in use, for the result record. */
@@ -364,8 +394,9 @@ export class DecoderExecutor {
       const norm = (n: Norm) => kernels.norm(pass, arena, { rows, dim: D, eps: c.normEps, kind: c.norm, x: B.x, weight: n.weight, bias: n.bias, out: B.xn });
       norm(block.attnNorm);
       L['attn.q'].encode(pass, B.xn, B.q, rows);
-      const kOut = pastLen === 0 ? block.kCache : B.kNew;
-      const vOut = pastLen === 0 ? block.vCache : B.vNew;
+      const kv = this.kvCache;
+      const kOut = kv ? B.kRows : pastLen === 0 ? block.kCache : B.kNew;
+      const vOut = kv ? B.vRows : pastLen === 0 ? block.vCache : B.vNew;
       if (pastLen !== 0 && rows !== 1) throw new Error('decode steps take one token at a time');
       L['attn.k'].encode(pass, B.xn, kOut, rows);
       L['attn.v'].encode(pass, B.xn, vOut, rows);
@@ -373,11 +404,18 @@ export class DecoderExecutor {
         kernels.rope(pass, arena, { rows, heads: c.numHeads, headDim: c.headDim, pastLen, x: B.q, table: this.rope });
         kernels.rope(pass, arena, { rows, heads: c.numKvHeads, headDim: c.headDim, pastLen, x: kOut, table: this.rope });
       }
-      if (pastLen !== 0) {
-        kernels.copyInto(pass, arena, kvDim, block.kCache, pastLen * kvDim, B.kNew);
-        kernels.copyInto(pass, arena, kvDim, block.vCache, pastLen * kvDim, B.vNew);
+      if (kv) {
+        // attention reads the quantized cache, the window's own rows included
+        kernels.kvStore(pass, arena, { rows, kvDim, kv, rowOffset: pastLen, x: B.kRows, codes: block.kCache, scales: block.kScales! });
+        kernels.kvStore(pass, arena, { rows, kvDim, kv, rowOffset: pastLen, x: B.vRows, codes: block.vCache, scales: block.vScales! });
+        kernels.attentionKv(pass, arena, { rows, heads: c.numHeads, kvHeads: c.numKvHeads, headDim: c.headDim, pastLen, kv, q: B.q, kCodes: block.kCache, kScales: block.kScales!, vCodes: block.vCache, vScales: block.vScales!, out: B.att });
+      } else {
+        if (pastLen !== 0) {
+          kernels.copyInto(pass, arena, kvDim, block.kCache, pastLen * kvDim, B.kNew);
+          kernels.copyInto(pass, arena, kvDim, block.vCache, pastLen * kvDim, B.vNew);
+        }
+        kernels.attention(pass, arena, { rows, heads: c.numHeads, kvHeads: c.numKvHeads, headDim: c.headDim, pastLen, q: B.q, k: block.kCache, v: block.vCache, out: B.att });
       }
-      kernels.attention(pass, arena, { rows, heads: c.numHeads, kvHeads: c.numKvHeads, headDim: c.headDim, pastLen, q: B.q, k: block.kCache, v: block.vCache, out: B.att });
       L['attn.o'].encode(pass, B.att, B.tmp, rows);
       kernels.add(pass, arena, rows * D, B.x, B.tmp);
       norm(block.mlpNorm);
@@ -567,7 +605,7 @@ export class DecoderExecutor {
     for (const b of Object.values(this.buffers)) ledger.release(b);
     for (const block of this.blocks) {
       for (const l of Object.values(block.linears)) l.destroy();
-      for (const b of [block.attnNorm.weight, block.attnNorm.bias, block.mlpNorm.weight, block.mlpNorm.bias, block.kCache, block.vCache]) ledger.release(b);
+      for (const b of [block.attnNorm.weight, block.attnNorm.bias, block.mlpNorm.weight, block.mlpNorm.bias, block.kCache, block.vCache, block.kScales, block.vScales]) ledger.release(b);
     }
     for (const b of [this.embedPositions, this.finalNorm.weight, this.finalNorm.bias, this.rope]) ledger.release(b);
     this.head.destroy();

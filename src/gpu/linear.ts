@@ -13,6 +13,8 @@
  * dispatch binds exactly M·K floats of x and M·N floats of y.
  */
 import matmulF32Source from '../../shaders/matmul_f32.wgsl?raw';
+import reduceTeamSource from '../../shaders/reduce_team.wgsl?raw';
+import gemvF32Source from '../../shaders/gemv_f32.wgsl?raw';
 import type { MemoryLedger } from './ledger';
 import { tuningFor, type KernelTuning } from './tuning';
 
@@ -80,6 +82,58 @@ export interface LinearOptions {
    * barrier-free CPU-shaped kernels (tests force either shape on any adapter).
    */
   tuning?: KernelTuning;
+  /** GEMV kernel shape (benchmarks and tests); default `gemvPlan` from the device and the layer's shape */
+  gemv?: Partial<GemvConfig>;
+}
+
+/**
+ * The shape of a GEMV dispatch: a team of `tpr` lanes owns `rows` rows of W
+ * (see qgemv.wgsl). `subgroups`: the team reduces with subgroup shuffles
+ * (needs the `subgroups` feature and subgroups of at least `tpr` lanes), else
+ * through workgroup memory. `xc`: inputs staged in workgroup memory per chunk
+ * (qgemv only). `basic`: the older one-kernel-for-all GEMV (qmatmul.wgsl
+ * `gemv`), kept as the portable baseline the bench compares with.
+ */
+export interface GemvConfig {
+  tpr: number;
+  rows: number;
+  subgroups: boolean;
+  xc: number;
+  basic: boolean;
+}
+
+/** Subgroup sizes the adapter promises (0 where unknown or without the feature). */
+export function subgroupMinSize(device: GPUDevice): number {
+  if (!device.features.has('subgroups')) return 0;
+  const info = (device as GPUDevice & { adapterInfo?: GPUAdapterInfo & { subgroupMinSize?: number } }).adapterInfo;
+  return info?.subgroupMinSize ?? 0;
+}
+
+/**
+ * A GEMV kernel's WGSL: `base` with the team reduction of reduce_team.wgsl
+ * (subgroup shuffles or a workgroup-memory tree) and the array-sizing
+ * constants substituted.
+ */
+export function gemvSource(base: string, config: { rows: number; subgroups: boolean; xc?: number }): string {
+  const [, sub, wg] = reduceTeamSource.split(/^\/\/--- (?:subgroup|workgroup)\n/m);
+  let src = base.replace(/^REDUCE_IMPL$/m, config.subgroups ? sub : wg).replace(/^const ROWS: u32 = \d+u;/m, `const ROWS: u32 = ${config.rows}u;`);
+  if (config.xc !== undefined) src = src.replace(/^const XC: u32 = \d+u;/m, `const XC: u32 = ${config.xc}u;`);
+  return config.subgroups ? `enable subgroups;\n${src}` : src;
+}
+
+/** The gemv_f32.wgsl shape: teams of up to 32 lanes (about 8 vec4 per lane), 4 rows, subgroup reductions where teams fit. */
+export function f32GemvPlan(device: GPUDevice, k: number, override: Partial<GemvConfig> = {}): GemvConfig {
+  const tpr = override.tpr ?? teamWidth(Math.ceil(k / 4), 8, 4, 32);
+  const rows = override.rows ?? 4;
+  const subgroups = override.subgroups ?? subgroupMinSize(device) >= tpr;
+  return { tpr, rows, subgroups, xc: 0, basic: override.basic ?? false };
+}
+
+/** Team width for `units` work items per row: about `perLane` per lane, a power of two in [lo, hi]. */
+export function teamWidth(units: number, perLane: number, lo: number, hi: number): number {
+  let tpr = lo;
+  while (tpr < hi && tpr * perLane < units) tpr *= 2;
+  return tpr;
 }
 
 /** Splits `count` workgroups into a 2D grid within `maxPerDimension` per dimension. */
@@ -220,6 +274,8 @@ export class F32Linear implements GpuLinear {
   private readonly bias: GPUBuffer | null;
   private readonly params: GPUBuffer;
   private readonly tpr: number;
+  /** the fast GEMV's shape (gemv_f32.wgsl, K % 4 = 0); `basic` selects matmul_f32.wgsl gemv4 */
+  readonly gemv: GemvConfig;
   private readonly maxPerDim: number;
   private readonly bindGroups = new BindGroupCache();
 
@@ -241,6 +297,7 @@ export class F32Linear implements GpuLinear {
     this.maxPerDim = options.maxWorkgroupsPerDimension ?? this.device.limits.maxComputeWorkgroupsPerDimension;
     this.cpu = (options.tuning ?? tuningFor(this.device)).cpu;
     this.tpr = gemvTeamWidth(k % 4 === 0 ? k / 4 : k);
+    this.gemv = f32GemvPlan(this.device, k, options.gemv);
     this.weight = ledger.upload('weights', w, `${this.label}.weight`);
     this.bias = options.bias ? ledger.upload('weights', options.bias, `${this.label}.bias`) : null;
     this.bytes = this.weight.size + (this.bias?.size ?? 0);
@@ -259,11 +316,15 @@ export class F32Linear implements GpuLinear {
     const vec4 = this.k % 4 === 0;
     const entry = this.cpu ? (vec4 ? 'gemmCpu4' : 'gemmCpu') : kernel === 'gemm' ? 'gemm' : vec4 ? 'gemv4' : 'gemv';
     const gemv = entry === 'gemv4' || entry === 'gemv';
+    const fast = entry === 'gemv4' && !this.gemv.basic;
+    const g = this.gemv;
     const hasBias = this.bias !== null;
     // Only the GEMV kernels are specialized; the GEMMs read params.hasBias.
-    const constants: Record<string, number> = gemv ? { HAS_BIAS: hasBias ? 1 : 0, TPR: this.tpr } : {};
-    const pipeline = cachedPipeline(this.device, 'matmul_f32', matmulF32Source, entry, constants);
-    const bindGroup = this.bindGroups.get(x, y, `${entry}:${m}`, () => {
+    const constants: Record<string, number> = gemv ? { HAS_BIAS: hasBias ? 1 : 0, TPR: fast ? g.tpr : this.tpr } : {};
+    const pipeline = fast
+      ? cachedPipeline(this.device, `gemv_f32:r${g.rows}:${g.subgroups ? 'sg' : 'wg'}`, gemvSource(gemvF32Source, g), 'gemv', constants)
+      : cachedPipeline(this.device, 'matmul_f32', matmulF32Source, entry, constants);
+    const bindGroup = this.bindGroups.get(x, y, `${fast ? 'fast' : entry}:${m}`, () => {
       const asVec4 = vec4 && entry !== 'gemm';
       return this.device.createBindGroup({
         label: `${this.label}.${entry}`,
@@ -277,7 +338,9 @@ export class F32Linear implements GpuLinear {
         ],
       });
     });
-    const count = gemv
+    const count = fast
+      ? Math.ceil(this.n / (g.rows * (LINEAR_WORKGROUP / g.tpr)))
+      : gemv
       ? gemvWorkgroups(this.n, this.tpr)
       : this.cpu
         ? cpuGemmWorkgroups(m, this.n, F32_CPU_BLOCK)

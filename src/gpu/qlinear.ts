@@ -5,6 +5,7 @@
  * f32 scales, u8 zero points) plus an optional f32 bias.
  */
 import qmatmulSource from '../../shaders/qmatmul.wgsl?raw';
+import qgemvSource from '../../shaders/qgemv.wgsl?raw';
 import { validatePacked, type PackedLinear, type QuantBits } from '../core/quant/format';
 import { releasePacked, uploadPacked, type PackedBuffers } from './packed-table';
 import type { MemoryLedger } from './ledger';
@@ -19,8 +20,13 @@ import {
   dispatchGrid,
   gemmWorkgroups,
   gemvTeamWidth,
+  gemvSource,
   gemvWorkgroups,
   recordDispatch,
+  subgroupMinSize,
+  teamWidth,
+  LINEAR_WORKGROUP,
+  type GemvConfig,
   type CpuGemmBlock,
   type EncodeTarget,
   type GpuLinear,
@@ -35,6 +41,26 @@ export function gemvUnitCodes(bits: number): number {
 
 /** The block of qmatmul.wgsl `gemmCpu` (CPU_BM × CPU_BN there). */
 export const QUANT_CPU_BLOCK: CpuGemmBlock = { m: 16, n: 16 };
+
+/**
+ * The qgemv.wgsl shape for a packed layer on `device`: teams of up to 32
+ * lanes (one NVIDIA warp; about two units per lane), 4 rows per team, x staged
+ * in chunks as large as workgroup memory allows, subgroup reductions where the
+ * adapter's subgroups hold a team. `override` fixes any part (bench, tests).
+ */
+export function quantGemvPlan(device: GPUDevice, k: number, bits: number, override: Partial<GemvConfig> = {}): GemvConfig {
+  const uc = gemvUnitCodes(bits);
+  const units = Math.ceil(k / uc);
+  const tpr = override.tpr ?? teamWidth(units, 2, 4, 32);
+  const rows = override.rows ?? 4;
+  const sg = subgroupMinSize(device);
+  const subgroups = override.subgroups ?? (sg >= tpr);
+  // workgroup memory: x chunk (one vec4 in nine is padding) + the reduction tree when there is no subgroup path
+  const budget = device.limits.maxComputeWorkgroupStorageSize - (subgroups ? 0 : LINEAR_WORKGROUP * rows * 4);
+  const fit = Math.floor(budget / 4.5 / 128) * 128;
+  const xc = override.xc ?? Math.max(128, Math.min(fit, Math.ceil(Math.ceil(k / uc) * uc / 128) * 128));
+  return { tpr, rows, subgroups, xc, basic: override.basic ?? false };
+}
 
 export class QuantLinear implements GpuLinear {
   readonly n: number;
@@ -61,6 +87,8 @@ export class QuantLinear implements GpuLinear {
   private readonly bias: GPUBuffer | null;
   private readonly params: GPUBuffer;
   private readonly tpr: number;
+  /** the GEMV kernel's shape (qgemv.wgsl) */
+  readonly gemv: GemvConfig;
   private readonly maxPerDim: number;
   private readonly bindGroups = new BindGroupCache();
 
@@ -87,6 +115,7 @@ export class QuantLinear implements GpuLinear {
     this.maxPerDim = options.maxWorkgroupsPerDimension ?? this.device.limits.maxComputeWorkgroupsPerDimension;
     this.cpu = (options.tuning ?? tuningFor(this.device)).cpu;
     this.tpr = gemvTeamWidth(Math.ceil(k / gemvUnitCodes(packed.bits)));
+    this.gemv = quantGemvPlan(this.device, k, packed.bits, options.gemv);
     this.table = shared ? (packed as PackedBuffers) : uploadPacked(ledger, packed as PackedLinear, this.label);
     this.ownsTable = !shared;
     ({ codes: this.codes, scales: this.scales, zeros: this.zeros } = this.table);
@@ -111,15 +140,20 @@ export class QuantLinear implements GpuLinear {
     checkBinding(this.device, this.label, `x [${m}, ${this.k}]`, m * this.k * 4);
     const hasBias = this.bias !== null;
     const entry = this.cpu ? 'gemmCpu' : kernel;
+    const fast = entry === 'gemv' && !this.gemv.basic;
+    const g = this.gemv;
     // gemv is specialized per scheme, gemmCpu per code width; gemm reads the scheme from params (see qmatmul.wgsl).
     const constants: Record<string, number> =
       entry === 'gemv'
-        ? { BITS: this.bits, GROUP: this.groupSize, SYMMETRIC: this.symmetric ? 1 : 0, HAS_BIAS: hasBias ? 1 : 0, TPR: this.tpr }
+        ? { BITS: this.bits, GROUP: this.groupSize, SYMMETRIC: this.symmetric ? 1 : 0, HAS_BIAS: hasBias ? 1 : 0, TPR: fast ? g.tpr : this.tpr }
         : entry === 'gemmCpu'
           ? { BITS: this.bits }
           : {};
-    const pipeline = cachedPipeline(this.device, 'qmatmul', qmatmulSource, entry, constants);
-    const bindGroup = this.bindGroups.get(x, y, `${entry}:${m}`, () =>
+    const pipeline = fast
+      ? cachedPipeline(this.device, `qgemv:r${g.rows}:xc${g.xc}:${g.subgroups ? 'sg' : 'wg'}`, gemvSource(qgemvSource, g), 'gemv', constants)
+      : cachedPipeline(this.device, 'qmatmul', qmatmulSource, entry, constants);
+    const key = fast ? `qgemv:${m}` : `${entry}:${m}`;
+    const bindGroup = this.bindGroups.get(x, y, key, () =>
       this.device.createBindGroup({
         label: `${this.label}.${entry}`,
         layout: pipeline.getBindGroupLayout(0),
@@ -136,8 +170,13 @@ export class QuantLinear implements GpuLinear {
         ],
       }),
     );
-    const count =
-      entry === 'gemv' ? gemvWorkgroups(this.n, this.tpr) : entry === 'gemmCpu' ? cpuGemmWorkgroups(m, this.n, QUANT_CPU_BLOCK) : gemmWorkgroups(m, this.n);
+    const count = fast
+      ? Math.ceil(this.n / (g.rows * (LINEAR_WORKGROUP / g.tpr)))
+      : entry === 'gemv'
+        ? gemvWorkgroups(this.n, this.tpr)
+        : entry === 'gemmCpu'
+          ? cpuGemmWorkgroups(m, this.n, QUANT_CPU_BLOCK)
+          : gemmWorkgroups(m, this.n);
     recordDispatch(target, pipeline, bindGroup, dispatchGrid(count, this.maxPerDim), `${this.label}.${entry}`);
   }
 

@@ -7,6 +7,7 @@
  * page can show it as its own series.
  */
 import type { Result } from './experiment';
+import { previewJson } from './preview';
 import { checkSpec } from './share';
 
 /** A Result with where it came from; `source` is absent for runs made on this page. */
@@ -45,7 +46,7 @@ export function resultProblem(x: unknown): string | null {
   if (typeof x.id !== 'string' || x.id.length === 0) return 'id is missing or not a string';
   const spec = checkSpec(x.spec);
   if ('error' in spec) return `spec: ${spec.error}`;
-  if (!STATUSES.includes(x.status as Result['status'])) return `status ${JSON.stringify(x.status)} is none of ${STATUSES.join(', ')}`;
+  if (!STATUSES.includes(x.status as Result['status'])) return `status ${previewJson(x.status)} is none of ${STATUSES.join(', ')}`;
   if (typeof x.createdAt !== 'string') return 'createdAt is missing or not a string';
   const d = x.device;
   if (!isObject(d) || typeof d.vendor !== 'string' || typeof d.architecture !== 'string' || typeof d.description !== 'string' || !isStringArray(d.features)) {
@@ -53,14 +54,15 @@ export function resultProblem(x: unknown): string | null {
   }
   const p = x.protocol;
   if (!isObject(p)) return 'protocol is missing';
-  if (p.protocol !== 'gptq' && p.protocol !== 'llamacpp') return `protocol.protocol ${JSON.stringify(p.protocol)} is none of gptq, llamacpp`;
+  if (p.protocol !== 'gptq' && p.protocol !== 'llamacpp') return `protocol.protocol ${previewJson(p.protocol)} is none of gptq, llamacpp`;
   for (const key of PROTOCOL_NUMBERS) if (typeof p[key] !== 'number') return `protocol.${key} is missing or not a number`;
   const m = x.metrics;
   if (m !== null) {
     if (!isObject(m)) return 'metrics is neither null nor an object';
     for (const key of METRIC_NUMBERS) if (!isNumber(m[key])) return `metrics.${key} is missing or not a number`;
     for (const key of ['prefillGpuTokensPerSecond', 'decodeGpuTokensPerSecond'] as const) if (!isNumber(m[key])) return `metrics.${key} is neither a number nor null`;
-    if (!isObject(m.peakByCategory)) return 'metrics.peakByCategory is missing';
+    for (const key of ['klDivergence', 'klStdError', 'top1Agreement'] as const) if (m[key] !== undefined && !isNumber(m[key])) return `metrics.${key} is neither a number nor null`;
+    if (!isObject(m.peakByCategory) || !Object.values(m.peakByCategory).every(isNumber)) return 'metrics.peakByCategory must map memory categories to bytes';
   }
   if (!isObject(x.timing) || !Object.values(x.timing).every((t) => typeof t === 'number')) return 'timing must map stages to seconds';
   if (!isStringArray(x.kernels)) return 'kernels must be a list of strings';
@@ -98,10 +100,26 @@ export function parseResultsFile(text: string, fileName: string, source: string 
     }
     const r = item as SourcedResult;
     const spec = checkSpec(r.spec);
-    // the spec rebuilt from its known fields, so nothing else in it reaches the queue or the store
-    results.push({ ...r, spec: 'value' in spec ? spec.value : r.spec, source: r.source ?? source });
+    // the spec rebuilt from its known fields, so nothing else in it reaches the queue or the store;
+    // numbers JSON wrote as null (it has no NaN or Infinity) read back as NaN, so every metric is a number again
+    results.push({
+      ...r,
+      spec: 'value' in spec ? spec.value : r.spec,
+      metrics: r.metrics === null ? null : nullsToNaN(r.metrics),
+      windowNll: r.windowNll.map((v) => v ?? NaN),
+      source: r.source ?? source,
+    });
   }
   return { results };
+}
+
+/** metrics whose null means "the adapter had no timestamps", not a NaN */
+const NULLABLE_METRICS = new Set(['prefillGpuTokensPerSecond', 'decodeGpuTokensPerSecond']);
+
+function nullsToNaN<T extends object>(o: T): T {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) out[k] = v === null && !NULLABLE_METRICS.has(k) ? NaN : isObject(v) ? nullsToNaN(v) : v;
+  return out as T;
 }
 
 /**

@@ -6,6 +6,7 @@
  * and only the fields an ExperimentSpec has survive (anything else is dropped).
  */
 import type { ExperimentSpec, MethodSpec, ModelRef, RtnMethodSpec } from './experiment';
+import { previewJson } from './preview';
 
 export const SHARE_PARAM = 'x';
 export const SHARE_VERSION = 'v1';
@@ -78,15 +79,15 @@ function checkModel(m: unknown): Checked<ModelRef> {
     return isName(m.repo) && isName(m.revision) ? { value: { kind: 'hub', repo: m.repo, revision: m.revision } } : { error: 'a hub model needs a repo and a revision' };
   }
   if (m.kind === 'local') return isName(m.name) ? { value: { kind: 'local', name: m.name } } : { error: 'a local model needs a name' };
-  return { error: `model.kind ${JSON.stringify(m.kind)} is none of embedded, hub, local` };
+  return { error: `model.kind ${previewJson(m.kind)} is none of embedded, hub, local` };
 }
 
 function checkMethod(m: unknown): Checked<MethodSpec> {
   if (!isObject(m)) return { error: 'method is not an object' };
   if (m.id === 'none') return { value: { id: 'none' } };
-  if (m.id !== 'rtn') return { error: `method.id ${JSON.stringify(m.id)} is none of none, rtn` };
-  if (!BITS.includes(m.bits as RtnMethodSpec['bits'])) return { error: `method.bits ${JSON.stringify(m.bits)} is none of ${BITS.join(', ')}` };
-  if (m.groupSize !== 'row' && !isPositiveInt(m.groupSize, 1 << 20)) return { error: `method.groupSize ${JSON.stringify(m.groupSize)} is neither a positive whole number nor "row"` };
+  if (m.id !== 'rtn') return { error: `method.id ${previewJson(m.id)} is none of none, rtn` };
+  if (!BITS.includes(m.bits as RtnMethodSpec['bits'])) return { error: `method.bits ${previewJson(m.bits)} is none of ${BITS.join(', ')}` };
+  if (m.groupSize !== 'row' && !isPositiveInt(m.groupSize, 1 << 20)) return { error: `method.groupSize ${previewJson(m.groupSize)} is neither a positive whole number nor "row"` };
   if (typeof m.symmetric !== 'boolean') return { error: 'method.symmetric must be true or false' };
   for (const key of ['quantizeHead', 'quantizeEmbeddings'] as const) {
     if (m[key] !== undefined && typeof m[key] !== 'boolean') return { error: `method.${key} must be true or false` };
@@ -112,9 +113,9 @@ export function checkSpec(x: unknown): Checked<ExperimentSpec> {
   if ('error' in method) return method;
   const e = x.eval;
   if (!isObject(e)) return { error: 'eval is not an object' };
-  if (e.protocol !== 'gptq' && e.protocol !== 'llamacpp') return { error: `eval.protocol ${JSON.stringify(e.protocol)} is none of gptq, llamacpp` };
-  if (!isPositiveInt(e.windowLength, MAX_WINDOW_LENGTH)) return { error: `eval.windowLength ${JSON.stringify(e.windowLength)} is not a whole number from 1 to ${MAX_WINDOW_LENGTH}` };
-  if (e.windows !== null && !isPositiveInt(e.windows, 1e9)) return { error: `eval.windows ${JSON.stringify(e.windows)} is neither null (the whole test set) nor a positive whole number` };
+  if (e.protocol !== 'gptq' && e.protocol !== 'llamacpp') return { error: `eval.protocol ${previewJson(e.protocol)} is none of gptq, llamacpp` };
+  if (!isPositiveInt(e.windowLength, MAX_WINDOW_LENGTH)) return { error: `eval.windowLength ${previewJson(e.windowLength)} is not a whole number from 1 to ${MAX_WINDOW_LENGTH}` };
+  if (e.windows !== null && !isPositiveInt(e.windows, 1e9)) return { error: `eval.windows ${previewJson(e.windows)} is neither null (the whole test set) nor a positive whole number` };
   return { value: { model: model.value, method: method.value, eval: { protocol: e.protocol, windowLength: e.windowLength, windows: e.windows } } };
 }
 

@@ -2,7 +2,7 @@
 // weights, accumulated in 32-bit integers (src/core/quant/smoothquant.ts is
 // the CPU reference of both steps):
 //
-//   quantizeRows:  xScale[m] = max_k |x[m, k]| / 127 (1 when 0),  qx = clamp(round(x / xScale), −127, 127)
+//   quantizeRows:  xScale[m] = max_k |x[m, k]| · f32(1/127) (1 when 0),  qx = clamp(round(x / xScale), −127, 127)
 //   matmul:        y[m, n] = f32(Σ_k qx[m, k] · qw[n, k]) · xScale[m] · wScale[n] (+ bias[n])
 //
 // Layout: codes are signed bytes packed four to a u32 (code k in byte k mod 4
@@ -53,7 +53,7 @@ fn quantizeRows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
   var amax = 0.0;
   for (var j = 0u; j < p.k; j++) { amax = max(amax, abs(x[base + j])); }
   var scale = 1.0;
-  if (amax > 0.0) { scale = amax / 127.0; }
+  if (amax > 0.0) { scale = amax * (1.0 / 127.0); }
   xScalesOut[m] = scale;
   for (var w = 0u; w < p.k / 4u; w++) {
     let q = vec4<i32>(clamp(round(vec4<f32>(x[base + 4u * w], x[base + 4u * w + 1u], x[base + 4u * w + 2u], x[base + 4u * w + 3u]) / scale), vec4<f32>(-127.0), vec4<f32>(127.0)));

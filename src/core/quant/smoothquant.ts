@@ -13,7 +13,7 @@
  * bias, or the rows of v / up), so no extra kernel runs.
  *
  * Int8 weights: per output channel, symmetric, codes −127 … 127:
- *   scale_n = max_k |W[n, k]| / 127 (1 when the row is 0),  q = clamp(round(W / scale), −127, 127)
+ *   scale_n = max_k |W[n, k]| · f32(1/127) (1 when the row is 0; a product, rounded alike everywhere),  q = clamp(round(W / scale), −127, 127)
  * Int8 activations: the same per token (row of x), computed on the fly
  * (dynamic) on the GPU before each linear.
  * Product: y[m, n] = xScale[m] · wScale[n] · Σ_k qx[m, k] · qw[n, k]   (Σ in int32) (+ bias[n])
@@ -67,7 +67,7 @@ export function quantizeInt8Rows(x: ArrayLike<number>, rows: number, k: number):
   for (let r = 0; r < rows; r++) {
     let amax = 0;
     for (let j = 0; j < k; j++) amax = Math.max(amax, Math.abs(x[r * k + j]));
-    const scale = amax > 0 ? f(f(amax) / 127) : 1;
+    const scale = amax > 0 ? f(f(amax) * f(1 / 127)) : 1;
     scales[r] = scale;
     for (let j = 0; j < k; j++) {
       const q = Math.min(Math.max(roundHalfEven(f(x[r * k + j] / scale)), -127), 127);

@@ -5,6 +5,9 @@
  *           progress line per run and a table, write results.json,
  *           results.csv and frontier.svg (perplexity against weight MB) to --out.
  *
+ *   export  quantize one model and write it as ONNX (MatMulNBits) or AutoAWQ
+ *           safetensors; the header of src/cli/export.ts has its options.
+ *
  *   npm run lab -- sweep --model qlab-llama-6m,qlab-gpt2-6m --methods none,rtn \
  *       --bits 8,4,3 --group 128 --protocol gptq,llamacpp [--slice N] [--out dir]
  *
@@ -30,6 +33,7 @@ import { directorySource } from '../lab/source-node';
 import { loadModel } from '../lab/load';
 import { frontierSvg } from '../ui/plot';
 import { nodeDevice } from './dawn';
+import { exportCommand } from './export';
 
 /** The repository root: the nearest folder above this file with public/models (bundle or source). */
 function findRoot(): string {
@@ -211,7 +215,7 @@ async function sweep(argv: string[]): Promise<void> {
 }
 
 const [command, ...rest] = process.argv.slice(2);
-const commands: Record<string, (argv: string[]) => Promise<void>> = { sweep };
+const commands: Record<string, (argv: string[]) => Promise<void>> = { sweep, export: exportCommand };
 if (!command || !commands[command]) usage(`unknown command "${command ?? ''}"; commands: ${Object.keys(commands).join(', ')}`);
 commands[command](rest).catch((error: unknown) => {
   console.error(`lab ${command}: ${error instanceof Error ? error.message : String(error)}`);

@@ -1,0 +1,124 @@
+/**
+ * Fuzzing the sharded index `model.safetensors.index.json`, in both places
+ * that read it: the loader (src/lab/load.ts, which checks it against the
+ * shards' own headers) and the Hub download (src/lab/hub.ts, which decides
+ * from it which shards to fetch). Seeded mutations of a real index of a tiny
+ * three-shard model: wrong types, missing or extra tensors, shard names that
+ * try to leave the repository ("../", absolute URLs), huge lists, values
+ * nested thousands deep, and byte mutations of the text. Each input is either
+ * refused with a message or loads a model whose every tensor is where the
+ * index says; no request ever leaves the repository's folder.
+ */
+import { describe, expect, it } from 'vitest';
+import { llamaConfigJson } from './support/configs';
+import { fuzz, jsonText, mutateJson, mutateText, random } from './support/fuzz';
+import { llamaTensors, shardedModel, tinyTokenizerFiles, type Files } from './support/tiny-models';
+import { blobSource, loadModel } from '../../src/lab/load';
+import { downloadHubModel } from '../../src/lab/hub';
+import type { CacheKey, HubCache } from '../../src/lab/hub-cache';
+
+const INDEX = 'model.safetensors.index.json';
+const model = shardedModel(llamaConfigJson, llamaTensors(llamaConfigJson), 3, tinyTokenizerFiles());
+const index = JSON.parse(model.files[INDEX] as string) as object;
+
+const asBlob = (v: Uint8Array | string): Blob => new Blob([typeof v === 'string' ? v : new Uint8Array(v)]);
+
+async function loadWithIndex(text: string) {
+  const files: Files = { ...model.files, [INDEX]: text };
+  const loaded = await loadModel(blobSource('tiny', Object.fromEntries(Object.entries(files).map(([k, v]) => [k, asBlob(v)]))));
+  expect(loaded.files.length).toBeGreaterThan(0);
+  return loaded;
+}
+
+/** A HubCache in memory: what the download writes, by file. */
+function memoryCache(): HubCache {
+  const files = new Map<string, { bytes: Uint8Array; complete: boolean }>();
+  const id = (k: CacheKey) => `${k.repo}@${k.revision}/${k.file}`;
+  return {
+    description: 'memory',
+    stat: async (k) => {
+      const f = files.get(id(k));
+      return f ? { bytes: f.bytes.length, complete: f.complete } : null;
+    },
+    openAt: async (k, offset) => {
+      const kept = (files.get(id(k))?.bytes ?? new Uint8Array(0)).subarray(0, offset);
+      const parts: Uint8Array[] = [kept];
+      files.set(id(k), { bytes: kept, complete: false });
+      return {
+        write: async (chunk) => void parts.push(chunk.slice()),
+        close: async () => {
+          const all = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
+          let at = 0;
+          for (const p of parts) all.set(p, (at += p.length) - p.length);
+          files.set(id(k), { bytes: all, complete: false });
+        },
+      };
+    },
+    markComplete: async (k) => void (files.get(id(k))!.complete = true),
+    remove: async (k) => void files.delete(id(k)),
+    readRange: async (k, b, e) => (files.get(id(k))?.bytes ?? new Uint8Array(0)).slice(b, e),
+    list: async () => [],
+    clear: async () => 0,
+  };
+}
+
+const BASE = 'https://hub.example';
+const PREFIX = `${BASE}/owner/tiny/resolve/main/`;
+
+async function downloadWithIndex(text: string) {
+  const files: Files = { ...model.files, [INDEX]: text };
+  let requests = 0;
+  const fetchFn = (async (input: RequestInfo | URL, init?: RequestInit) => {
+    const url = String(input);
+    requests++;
+    // no request leaves the repository's folder, whatever the index names
+    expect(url.startsWith(PREFIX)).toBe(true);
+    const path = decodeURIComponent(url.slice(PREFIX.length));
+    expect(path.split('/')).not.toContain('..');
+    const body = files[path];
+    if (body === undefined) return new Response('Entry not found', { status: 404 });
+    const bytes = typeof body === 'string' ? new TextEncoder().encode(body) : body;
+    return new Response(init?.method === 'HEAD' ? null : new Uint8Array(bytes), { status: 200, headers: { 'content-length': String(bytes.length) } });
+  }) as typeof fetch;
+  const source = await downloadHubModel({ repo: 'owner/tiny', revision: 'main' }, { cache: memoryCache(), baseUrl: BASE, fetch: fetchFn });
+  const loaded = await loadModel(source);
+  // one model's worth of requests: a HEAD and a GET per file at most
+  expect(requests).toBeLessThanOrEqual(2 * (Object.keys(model.files).length + 2));
+  return loaded;
+}
+
+export const INDEX_FUZZ = { load: 2000, loadText: 500, hub: 1000 };
+
+describe('fuzzing the sharded index', () => {
+  it(`index (load): ${INDEX_FUZZ.load} structurally mutated indexes, < 20 s`, { timeout: 20_000 }, async () => {
+    const r = random(61);
+    const stats = await fuzz(INDEX_FUZZ.load, () => jsonText(mutateJson(index, r)), loadWithIndex, { perInputMs: 500 });
+    expect(stats.refused).toBeGreaterThan(INDEX_FUZZ.load / 4);
+    expect(stats.accepted).toBeGreaterThan(0);
+  });
+
+  it(`index (load): ${INDEX_FUZZ.loadText} byte-mutated indexes, < 10 s`, { timeout: 10_000 }, async () => {
+    const r = random(62);
+    await fuzz(INDEX_FUZZ.loadText, () => mutateText(model.files[INDEX] as string, r), loadWithIndex, { perInputMs: 500 });
+  });
+
+  it(`index (Hub download): ${INDEX_FUZZ.hub} mutated indexes, shard names that leave the repository included, < 30 s`, { timeout: 30_000 }, async () => {
+    const r = random(63);
+    const escapes = ['../../other/repo/model.safetensors', '/etc/passwd', 'https://evil.example/x.safetensors', '%2e%2e/x', 'a/../../b', '..\\x'];
+    const stats = await fuzz(
+      INDEX_FUZZ.hub,
+      (i) => {
+        if (i % 4 === 0) {
+          const evil = structuredClone(index) as { weight_map: Record<string, string> };
+          const names = Object.keys(evil.weight_map);
+          evil.weight_map[names[r.int(names.length)]] = r.pick(escapes);
+          return JSON.stringify(evil);
+        }
+        return i % 4 === 1 ? mutateText(model.files[INDEX] as string, r) : jsonText(mutateJson(index, r));
+      },
+      downloadWithIndex,
+      { perInputMs: 1000 },
+    );
+    expect(stats.refused).toBeGreaterThan(INDEX_FUZZ.hub / 4);
+  });
+});

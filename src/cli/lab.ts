@@ -11,7 +11,10 @@
  *   npm run lab -- sweep --model qlab-llama-6m,qlab-gpt2-6m --methods none,rtn \
  *       --bits 8,4,3 --group 128 --protocol gptq,llamacpp [--slice N] [--out dir]
  *
- * --model     embedded ids (public/models/<id>) or model directories in the Hub layout
+ * --model     embedded ids (public/models/<id>), model directories in the Hub layout, or
+ *             Hugging Face repo ids [@revision] (downloaded into $QLAB_HUB_CACHE, default
+ *             ~/.cache/qlab/hub; a token for gated models from $HF_TOKEN)
+ * --hub-base  the Hub's address (default https://huggingface.co; a mirror, or a test server)
  * --methods   none (the f32 baseline) and rtn
  * --bits      RTN bit widths (2, 3, 4, 8)          --group  32, 64, 128 or row
  * --schemes   explicit RTN schemes instead of bits × group, e.g. w8-row,w4-g128,w2-g64
@@ -30,7 +33,10 @@ import { methodName } from '../core/experiment';
 import type { ProtocolName } from '../core/protocols';
 import { runExperiment } from '../lab/run';
 import { directorySource } from '../lab/source-node';
-import { loadModel } from '../lab/load';
+import { loadModel, type ModelSource } from '../lab/load';
+import { DEFAULT_HUB_BASE, downloadHubModel, formatDownload, parseHubRef } from '../lab/hub';
+import { directoryCache } from '../lab/hub-cache-node';
+import type { ModelRef } from '../core/experiment';
 import { frontierSvg } from '../ui/plot';
 import { nodeDevice } from './dawn';
 import { exportCommand } from './export';
@@ -62,6 +68,7 @@ interface SweepArgs {
   checkReference: boolean;
   /** false: --no-kl; undefined: runExperiment's default */
   kl: boolean | undefined;
+  hubBase: string;
 }
 
 function usage(message: string): never {
@@ -72,7 +79,7 @@ function usage(message: string): never {
 function parseSweep(argv: string[]): SweepArgs {
   const a: SweepArgs = {
     models: ['qlab-llama-6m'], methods: ['none', 'rtn'], bits: [8, 4, 3, 2], groups: [128], schemes: [], symmetric: false, head: false, embed: false,
-    protocols: ['gptq'], seqlen: 512, slice: null, out: 'lab-results', checkReference: false, kl: undefined,
+    protocols: ['gptq'], seqlen: 512, slice: null, out: 'lab-results', checkReference: false, kl: undefined, hubBase: DEFAULT_HUB_BASE,
   };
   const list = (v: string | undefined) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   for (let i = 0; i < argv.length; i++) {
@@ -93,6 +100,7 @@ function parseSweep(argv: string[]): SweepArgs {
       case '--out': a.out = value(); break;
       case '--check-reference': a.checkReference = true; break;
       case '--no-kl': a.kl = false; break;
+      case '--hub-base': a.hubBase = value(); break;
       default: usage(`unknown option "${flag}"`);
     }
   }
@@ -114,11 +122,26 @@ function rtnSpecs(a: SweepArgs): MethodSpec[] {
   return a.bits.flatMap((bits) => a.groups.map((groupSize): MethodSpec => ({ id: 'rtn', bits: bits as 2 | 3 | 4 | 8, groupSize, symmetric: a.symmetric, quantizeHead: a.head, quantizeEmbeddings: a.embed })));
 }
 
-function modelDir(model: string): string {
+/** An embedded id, a folder with config.json, or a Hub repo id[@revision] (downloaded into the cache first). */
+async function modelSource(model: string, hubBase: string): Promise<{ source: ModelSource; ref: ModelRef }> {
   const embedded = join(root, 'public/models', model);
-  if (existsSync(join(embedded, 'config.json'))) return embedded;
-  if (existsSync(join(model, 'config.json'))) return resolve(model);
-  usage(`model "${model}" is neither an embedded model (public/models) nor a directory with config.json`);
+  if (existsSync(join(embedded, 'config.json'))) return { source: directorySource(embedded), ref: { kind: 'embedded', id: model } };
+  if (existsSync(join(model, 'config.json'))) return { source: directorySource(resolve(model)), ref: { kind: 'local', name: model } };
+  if (existsSync(model)) usage(`"${model}" is a folder without config.json: qlab loads folders in the Hugging Face layout`);
+  let ref: Extract<ModelRef, { kind: 'hub' }>;
+  try {
+    ref = parseHubRef(model);
+  } catch {
+    usage(`model "${model}" is neither an embedded model (public/models), nor a directory with config.json, nor a Hugging Face repo id (owner/name[@revision])`);
+  }
+  const source = await downloadHubModel(ref, {
+    cache: directoryCache(),
+    baseUrl: hubBase,
+    token: process.env.HF_TOKEN || null,
+    onProgress: (p) => process.stderr.write(`\r${formatDownload(p)}`.padEnd(100)),
+  });
+  process.stderr.write('\n');
+  return { source, ref };
 }
 
 /** The PyTorch reference numbers for an embedded model and method, when there are some. */
@@ -171,17 +194,17 @@ async function sweep(argv: string[]): Promise<void> {
   const total = a.models.length * methods.length * a.protocols.length;
   let n = 0;
   for (const model of a.models) {
-    const dir = modelDir(model);
-    const loaded = await loadModel(directorySource(dir));
+    const { source, ref: modelRef } = await modelSource(model, a.hubBase);
+    const loaded = await loadModel(source);
     const tokens = loaded.tokenizer!.encode(text);
     console.log(`${model}: WikiText-2 test = ${tokens.length.toLocaleString('en-US')} tokens`);
     for (const method of methods) {
       for (const protocol of a.protocols) {
         n++;
-        const spec: ExperimentSpec = { model: existsSync(join(root, 'public/models', model)) ? { kind: 'embedded', id: model } : { kind: 'local', name: model }, method, eval: { protocol, windowLength: a.seqlen, windows: a.slice } };
+        const spec: ExperimentSpec = { model: modelRef, method, eval: { protocol, windowLength: a.seqlen, windows: a.slice } };
         const label = `[${n}/${total}] ${model} ${methodName(method)} ${protocol}`;
         const result = await runExperiment(spec, {
-          device, adapter: report, source: directorySource(dir), text, tokens, kl: a.kl,
+          device, adapter: report, source, text, tokens, kl: a.kl,
           onProgress: (p) => {
             if (p.stage === 'evaluate' && (p.done === p.total || p.done % 50 === 0)) {
               const width = 30;

@@ -3,94 +3,185 @@
  * render: the form's choices → an ExperimentSpec, progress events → one row
  * per stage, a Result → the cells of the results table.
  */
-import { methodName, type ExperimentSpec, type Result, type RtnMethodSpec } from '../core/experiment';
+import { methodName, type ExperimentSpec, type Result } from '../core/experiment';
 import { formatCount } from '../core/format';
 import type { SourcedResult } from '../core/results-import';
 import type { ProtocolName } from '../core/protocols';
 import { EMBEDDED_MODELS, type ExperimentProgress } from '../worker/api';
+import { catalogEntry, checkOption, defaultOptions, METHOD_CATALOG, type GroupChoice, type MethodEntry, type OptionValue } from './method-catalog';
+import { modelRefFromId } from '../core/model-ref';
 
-export const BIT_WIDTHS = [8, 4, 3, 2] as const;
-export const GROUP_SIZES = [32, 64, 128, 'row'] as const;
 export const WINDOW_LENGTHS = [128, 256, 512] as const;
+
+/** One method's part of the builder: ticked or not, its bit widths and group sizes, its options. */
+export interface MethodChoice {
+  on: boolean;
+  bits: number[];
+  groups: GroupChoice[];
+  options: Record<string, OptionValue>;
+}
+
+/** What the queue does when the GPU device is lost mid-run. */
+export type DeviceLostPolicy = 'wait' | 'continue';
 
 export interface EvaluateForm {
   modelId: string;
-  method: 'none' | 'rtn';
-  bits: RtnMethodSpec['bits'];
-  groupSize: (typeof GROUP_SIZES)[number];
-  symmetric: boolean;
-  quantizeHead: boolean;
-  quantizeEmbeddings: boolean;
+  /** the f32 baseline as an experiment of its own */
+  baseline: boolean;
+  /** per catalog entry (METHOD_CATALOG), by method id */
+  methods: Record<string, MethodChoice>;
+  /** put an f32 baseline first when quantized runs have none to compare with */
+  autoBaseline: boolean;
   protocol: ProtocolName;
   windowLength: (typeof WINDOW_LENGTHS)[number];
   /** the whole test set, or only the first `windows` windows */
   fullTestSet: boolean;
   /** null while the number field is empty */
   windows: number | null;
+  deviceLost: DeviceLostPolicy;
 }
 
-export const DEFAULT_FORM: EvaluateForm = {
-  modelId: 'qlab-llama-6m',
-  method: 'rtn',
-  bits: 4,
-  groupSize: 128,
-  symmetric: false,
-  quantizeHead: false,
-  quantizeEmbeddings: false,
-  protocol: 'gptq',
-  windowLength: 512,
-  fullTestSet: false,
-  windows: 4,
-};
+function defaultChoice(entry: MethodEntry, on: boolean): MethodChoice {
+  return { on, bits: [...entry.defaultBits], groups: [...entry.defaultGroups], options: defaultOptions(entry) };
+}
+
+export function defaultForm(): EvaluateForm {
+  return {
+    modelId: 'qlab-llama-6m',
+    baseline: false,
+    methods: Object.fromEntries(METHOD_CATALOG.map((m) => [m.id, defaultChoice(m, m.id === 'rtn')])),
+    autoBaseline: true,
+    protocol: 'gptq',
+    windowLength: 512,
+    fullTestSet: false,
+    windows: 4,
+    deviceLost: 'wait',
+  };
+}
+
+export const DEFAULT_FORM: EvaluateForm = defaultForm();
 
 /** What keeps the form from running, in words; null when it can run. */
 export function formProblem(form: EvaluateForm): string | null {
   if (!form.fullTestSet && !(Number.isInteger(form.windows) && (form.windows ?? 0) >= 1)) {
     return 'The number of windows must be a whole number of at least 1.';
   }
+  for (const entry of METHOD_CATALOG) {
+    const c = form.methods[entry.id];
+    if (!c?.on) continue;
+    if (entry.bits.length > 0 && c.bits.length === 0) return `${entry.label}: tick at least one bit width.`;
+    if (entry.groups.length > 0 && c.groups.length === 0) return `${entry.label}: tick at least one group size.`;
+  }
+  if (!form.baseline && !METHOD_CATALOG.some((m) => form.methods[m.id]?.on)) return 'Tick the f32 baseline or at least one method.';
   return null;
 }
 
-export function specFromForm(form: EvaluateForm): ExperimentSpec {
-  const method: ExperimentSpec['method'] =
-    form.method === 'none'
-      ? { id: 'none' }
-      : {
-          id: 'rtn',
-          bits: form.bits,
-          groupSize: form.groupSize,
-          symmetric: form.symmetric,
-          ...(form.quantizeHead ? { quantizeHead: true } : {}),
-          ...(form.quantizeEmbeddings ? { quantizeEmbeddings: true } : {}),
-        };
+/** The model and evaluation part of every spec the form builds. */
+export function baseSpec(form: EvaluateForm): Omit<ExperimentSpec, 'method'> {
   return {
-    model: { kind: 'embedded', id: form.modelId },
-    method,
+    model: modelRefFromId(form.modelId),
     eval: { protocol: form.protocol, windowLength: form.windowLength, windows: form.fullTestSet ? null : form.windows },
   };
 }
 
 /**
+ * The experiments the builder's choices make: the baseline if ticked, then
+ * each ticked method × its bit widths (high to low) × its group sizes, in
+ * catalog order. Cells a method does not take are left out.
+ */
+export function specsFromForm(form: EvaluateForm): ExperimentSpec[] {
+  const base = baseSpec(form);
+  const specs: ExperimentSpec[] = form.baseline ? [{ ...base, method: { id: 'none' } }] : [];
+  for (const entry of METHOD_CATALOG) {
+    const c = form.methods[entry.id];
+    if (!c?.on) continue;
+    const bits = entry.bits.length > 0 ? entry.bits.filter((b) => c.bits.includes(b)) : [0];
+    const groups = entry.groups.length > 0 ? entry.groups.filter((g) => c.groups.includes(g)) : ['row' as const];
+    for (const b of bits) {
+      for (const g of groups) {
+        const method = entry.spec({ bits: b, groupSize: g }, c.options);
+        if (method) specs.push({ ...base, method });
+      }
+    }
+  }
+  return specs;
+}
+
+/** The first experiment of the form (what a one-experiment link or label shows). */
+export function specFromForm(form: EvaluateForm): ExperimentSpec {
+  return specsFromForm(form)[0] ?? { ...baseSpec(form), method: { id: 'none' } };
+}
+
+const evalKey = (s: Pick<ExperimentSpec, 'model' | 'eval'>): string => JSON.stringify([s.model, s.eval]);
+
+/**
+ * `specs` with an f32 baseline put first for each model and evaluation that
+ * has quantized runs but no baseline among them, the finished results or the
+ * queue: KL divergence, the frontier and "how much worse than f32" all need one.
+ */
+export function withBaseline(specs: ExperimentSpec[], results: readonly Result[], queued: readonly ExperimentSpec[]): ExperimentSpec[] {
+  const have = new Set([
+    ...results.filter((r) => r.status === 'done' && r.spec.method.id === 'none').map((r) => evalKey(r.spec)),
+    ...queued.filter((s) => s.method.id === 'none').map(evalKey),
+    ...specs.filter((s) => s.method.id === 'none').map(evalKey),
+  ]);
+  const baselines: ExperimentSpec[] = [];
+  for (const s of specs) {
+    const key = evalKey(s);
+    if (s.method.id === 'none' || have.has(key)) continue;
+    have.add(key);
+    baselines.push({ model: s.model, eval: s.eval, method: { id: 'none' } });
+  }
+  return [...baselines, ...specs];
+}
+
+/**
  * The form's settings read back from storage: every field that is present
  * and valid, the default for the rest (settings from an older page may lack
- * fields or hold choices this one no longer offers).
+ * fields or hold choices this one no longer offers). Settings of the
+ * one-method form before the builder (method, bits, groupSize, …) are read too.
  */
 export function formFromSettings(saved: unknown): EvaluateForm {
-  const form: EvaluateForm = { ...DEFAULT_FORM };
+  const form = defaultForm();
   if (typeof saved !== 'object' || saved === null) return form;
   const s = saved as Record<string, unknown>;
   const oneOf = <T>(value: unknown, allowed: readonly T[]): value is T => allowed.includes(value as T);
-  if (typeof s.modelId === 'string' && EMBEDDED_MODELS.some((m) => m.id === s.modelId)) form.modelId = s.modelId;
-  if (oneOf(s.method, ['none', 'rtn'] as const)) form.method = s.method;
-  if (oneOf(s.bits, BIT_WIDTHS)) form.bits = s.bits;
-  if (oneOf(s.groupSize, GROUP_SIZES)) form.groupSize = s.groupSize;
-  for (const key of ['symmetric', 'quantizeHead', 'quantizeEmbeddings', 'fullTestSet'] as const) {
+  // Hub models come back too (they are in the download cache); picked local files do not outlive the page
+  if (typeof s.modelId === 'string' && (EMBEDDED_MODELS.some((m) => m.id === s.modelId) || s.modelId.startsWith('hub:'))) form.modelId = s.modelId;
+  for (const key of ['baseline', 'autoBaseline', 'fullTestSet'] as const) {
     if (typeof s[key] === 'boolean') form[key] = s[key];
   }
   if (oneOf(s.protocol, ['gptq', 'llamacpp'] as const)) form.protocol = s.protocol;
   if (oneOf(s.windowLength, WINDOW_LENGTHS)) form.windowLength = s.windowLength;
   if (s.windows === null || (typeof s.windows === 'number' && Number.isFinite(s.windows))) form.windows = s.windows;
+  if (oneOf(s.deviceLost, ['wait', 'continue'] as const)) form.deviceLost = s.deviceLost;
+  const methods = typeof s.methods === 'object' && s.methods !== null ? (s.methods as Record<string, unknown>) : null;
+  if (methods) {
+    for (const entry of METHOD_CATALOG) {
+      const m = methods[entry.id];
+      if (typeof m !== 'object' || m === null) continue;
+      form.methods[entry.id] = choiceFrom(entry, m as Record<string, unknown>);
+    }
+  } else if (oneOf(s.method, ['none', 'rtn'] as const)) {
+    // the one-method form: its method becomes the builder's one ticked choice
+    const rtn = catalogEntry('rtn')!;
+    form.baseline = s.method === 'none';
+    form.methods.rtn = choiceFrom(rtn, { on: s.method === 'rtn', bits: [s.bits], groups: [s.groupSize], options: s });
+  }
   return form;
+}
+
+function choiceFrom(entry: MethodEntry, m: Record<string, unknown>): MethodChoice {
+  const list = (x: unknown): unknown[] => (Array.isArray(x) ? x : []);
+  const bits = entry.bits.filter((b) => list(m.bits).includes(b));
+  const groups = entry.groups.filter((g) => list(m.groups).includes(g));
+  const saved = typeof m.options === 'object' && m.options !== null ? (m.options as Record<string, unknown>) : {};
+  return {
+    on: m.on === true,
+    bits: bits.length > 0 || Array.isArray(m.bits) ? bits : [...entry.defaultBits],
+    groups: groups.length > 0 || Array.isArray(m.groups) ? groups : [...entry.defaultGroups],
+    options: Object.fromEntries(entry.options.map((o) => [o.key, checkOption(o, saved[o.key])])),
+  };
 }
 
 /** The methods of the default sweep, from the baseline down to 2 bits. */
@@ -104,7 +195,7 @@ export const DEFAULT_SWEEP: readonly ExperimentSpec['method'][] = [
 
 /** The default sweep for the form's model on its protocol, window length and slice. */
 export function defaultSweep(form: EvaluateForm): ExperimentSpec[] {
-  const base = specFromForm(form);
+  const base = baseSpec(form);
   return DEFAULT_SWEEP.map((method) => ({ ...base, method: { ...method } }));
 }
 
@@ -133,7 +224,8 @@ export function specLabel(spec: ExperimentSpec): string {
 
 // ------------------------------------------------------------------ progress
 
-export type StageKey = 'prepare' | 'load' | 'evaluate' | 'speed';
+/** Stage names of the engine's progress events; methods may report others, shown after these. */
+export type StageKey = string;
 
 export interface StageState {
   key: StageKey;
@@ -148,16 +240,35 @@ export interface StageState {
   endedAt: number | null;
 }
 
-const ORDER: StageKey[] = ['prepare', 'load', 'evaluate', 'speed'];
+/** The stages a run goes through, in order, with their labels and units. */
+const STAGES: readonly { key: string; label: string; unit: string }[] = [
+  { key: 'prepare', label: 'Evaluation text', unit: '' },
+  { key: 'load', label: 'Load weights', unit: 'tensors' },
+  { key: 'calibrate', label: 'Calibrate', unit: 'blocks' },
+  { key: 'quantize', label: 'Quantize', unit: 'layers' },
+  { key: 'evaluate', label: 'Perplexity', unit: 'windows' },
+  { key: 'speed', label: 'Decode speed', unit: '' },
+];
+const ORDER = STAGES.map((s) => s.key);
+const orderOf = (key: string): number => {
+  const i = ORDER.indexOf(key);
+  return i >= 0 ? i : ORDER.indexOf('evaluate') - 0.5; // a method's own stage: before evaluation
+};
 
+function newStage(key: string): StageState {
+  const known = STAGES.find((s) => s.key === key);
+  return { key, label: known?.label ?? key[0].toUpperCase() + key.slice(1), unit: known?.unit ?? '', done: 0, total: 0, detail: '', startedAt: null, endedAt: null };
+}
+
+/**
+ * The rows a run starts with. RTN quantizes each layer as it loads, so its
+ * quantize events share the load row; methods that calibrate get their own
+ * rows, and a stage no row expects gets one when its first event arrives.
+ */
 export function initialStages(spec: ExperimentSpec): StageState[] {
-  const stage = (key: StageKey, label: string, unit: string): StageState => ({ key, label, unit, done: 0, total: 0, detail: '', startedAt: null, endedAt: null });
-  return [
-    stage('prepare', 'Evaluation text', ''),
-    stage('load', spec.method.id === 'none' ? 'Load weights' : 'Load + quantize', 'tensors'),
-    stage('evaluate', 'Perplexity', 'windows'),
-    stage('speed', 'Decode speed', ''),
-  ];
+  const entry = catalogEntry(spec.method.id);
+  const keys = ['prepare', 'load', ...(entry?.calibrates ? ['calibrate', 'quantize'] : []), 'evaluate', 'speed'];
+  return keys.map((k) => (k === 'load' && spec.method.id !== 'none' && !entry?.calibrates ? { ...newStage(k), label: 'Load + quantize' } : newStage(k)));
 }
 
 /**
@@ -167,13 +278,15 @@ export function initialStages(spec: ExperimentSpec): StageState[] {
  * whole stage, not just the time after its first report.
  */
 export function applyProgress(stages: StageState[], p: ExperimentProgress, now: number): StageState[] {
-  // RTN quantizes while it loads: a 'quantize' event belongs to the load row.
-  const key: StageKey = p.stage === 'quantize' ? 'load' : p.stage;
-  const at = ORDER.indexOf(key);
+  let key: StageKey = p.stage;
+  if (!stages.some((s) => s.key === key)) {
+    if (key === 'quantize' && stages.some((s) => s.key === 'load')) key = 'load';
+    else stages = [...stages, newStage(key)].sort((a, b) => orderOf(a.key) - orderOf(b.key));
+  }
+  const at = stages.findIndex((s) => s.key === key);
   const complete = p.total > 0 && p.done >= p.total;
   let previousEnd: number | null = null;
-  return stages.map((s) => {
-    const i = ORDER.indexOf(s.key);
+  return stages.map((s, i) => {
     let next = s;
     if (i < at) {
       next = s.endedAt === null ? { ...s, done: s.total, startedAt: s.startedAt ?? previousEnd ?? now, endedAt: now } : s;
@@ -185,6 +298,16 @@ export function applyProgress(stages: StageState[], p: ExperimentProgress, now: 
     previousEnd = next.endedAt;
     return next;
   });
+}
+
+/**
+ * Seconds left in a running stage, from its pace so far (elapsed per unit
+ * done); null before the first unit or for a stage without a count.
+ */
+export function stageRemaining(s: StageState, now: number): number | null {
+  if (s.startedAt === null || s.endedAt !== null || s.total <= 0 || s.done <= 0) return null;
+  const elapsed = (now - s.startedAt) / 1000;
+  return (elapsed / s.done) * (s.total - s.done);
 }
 
 /** Every stage that ran ends at `now`; on success the running ones are complete. */

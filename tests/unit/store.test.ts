@@ -189,13 +189,23 @@ describe('LabStore', () => {
 
 describe('settings and the default sweep', () => {
   it('reads saved settings back, falling back to defaults field by field', () => {
-    expect(formFromSettings({ ...DEFAULT_FORM, windowLength: 128, windows: 1, method: 'none' })).toEqual({ ...DEFAULT_FORM, windowLength: 128, windows: 1, method: 'none' });
-    expect(formFromSettings({ bits: 5, windowLength: 100, modelId: 'gone', protocol: 'llamacpp' })).toEqual({ ...DEFAULT_FORM, protocol: 'llamacpp' });
+    const saved = { ...DEFAULT_FORM, windowLength: 128, windows: 1, baseline: true, deviceLost: 'continue' };
+    expect(formFromSettings(JSON.parse(JSON.stringify(saved)))).toEqual(saved);
+    expect(formFromSettings({ windowLength: 100, modelId: 'gone', protocol: 'llamacpp', deviceLost: 'explode' })).toEqual({ ...DEFAULT_FORM, protocol: 'llamacpp' });
     expect(formFromSettings(null)).toEqual(DEFAULT_FORM);
   });
 
+  it('reads the one-method form of earlier versions into the builder', () => {
+    const old = { modelId: 'qlab-gpt2-6m', method: 'rtn', bits: 3, groupSize: 64, symmetric: true, quantizeHead: false, quantizeEmbeddings: true, protocol: 'gptq', windowLength: 128, fullTestSet: false, windows: 2 };
+    const form = formFromSettings(old);
+    expect(form.baseline).toBe(false);
+    expect(form.methods.rtn).toEqual({ on: true, bits: [3], groups: [64], options: { symmetric: true, quantizeHead: false, quantizeEmbeddings: true } });
+    expect(formFromSettings({ ...old, method: 'none' }).baseline).toBe(true);
+    expect(formFromSettings({ ...old, method: 'none' }).methods.rtn.on).toBe(false);
+  });
+
   it('queues f32, W8 row, W4 g128, W3 g128 and W2 g64 on the form protocol and slice', () => {
-    const sweep = defaultSweep({ ...DEFAULT_FORM, modelId: 'qlab-gpt2-6m', windowLength: 128, windows: 1, bits: 3, quantizeHead: true });
+    const sweep = defaultSweep({ ...DEFAULT_FORM, modelId: 'qlab-gpt2-6m', windowLength: 128, windows: 1, baseline: true });
     expect(sweep.map((s) => s.method)).toEqual([
       { id: 'none' },
       { id: 'rtn', bits: 8, groupSize: 'row', symmetric: false },

@@ -2,7 +2,8 @@
 // dist-node/<name>.mjs: ES modules that import only `webgpu` and Node
 // built-ins, with the WGSL sources inlined, so dist-node/ plus .gpu/ is all
 // that must travel to a GPU machine (see README).
-import { existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { brotliCompressSync, constants as zlibConstants } from 'node:zlib';
 import { builtinModules } from 'node:module';
 import { build } from 'vite';
 
@@ -11,6 +12,7 @@ export const ENTRIES = {
   'gpu-entry': 'src/cli/gpu-entry.ts',
   lab: 'src/cli/lab.ts',
   'bench-kernels': 'bench/kernels.ts',
+  'bench-gptq': 'bench/gptq.ts',
 };
 
 export async function buildNode(names = Object.keys(ENTRIES)) {
@@ -39,7 +41,25 @@ export async function buildNode(names = Object.keys(ENTRIES)) {
     const foreign = imports.filter((spec) => spec !== 'webgpu' && !builtins.has(spec) && !spec.startsWith('./'));
     if (foreign.length) throw new Error(`dist-node/${name}.mjs imports ${foreign.join(', ')}: only 'webgpu' and Node built-ins may stay external.`);
   }
+  if (input['bench-kernels']) packOrtWeb();
   return Object.keys(input);
+}
+
+// The kernel bench loads onnxruntime-web's WebGPU build at run time from
+// dist-node/ort/: its module, its asyncify loader and its .wasm, brotli-packed
+// (27 MB → about 4 MB) so that dist-node stays small enough to travel.
+function packOrtWeb() {
+  const from = `${root}node_modules/onnxruntime-web/dist/`;
+  const to = `${root}dist-node/ort/`;
+  if (!existsSync(`${from}ort.webgpu.min.mjs`)) return;
+  mkdirSync(to, { recursive: true });
+  for (const f of ['ort.webgpu.min.mjs', 'ort-wasm-simd-threaded.asyncify.mjs']) copyFileSync(from + f, to + f);
+  const wasm = 'ort-wasm-simd-threaded.asyncify.wasm';
+  if (existsSync(`${to}${wasm}.br`) && statSync(`${to}${wasm}.br`).mtimeMs > statSync(from + wasm).mtimeMs) return;
+  const packed = brotliCompressSync(readFileSync(from + wasm), {
+    params: { [zlibConstants.BROTLI_PARAM_QUALITY]: 9, [zlibConstants.BROTLI_PARAM_LGWIN]: 24 },
+  });
+  writeFileSync(`${to}${wasm}.br`, packed);
 }
 
 if (process.argv[1] && process.argv[1].endsWith('build-node.mjs')) {

@@ -36,6 +36,12 @@ export interface GpuGptqOptions extends GptqOptions {
   signal?: AbortSignal;
   /** kernel shapes; default `tuningFor(device)` (tests force either shape on any adapter) */
   tuning?: KernelTuning;
+  /**
+   * U from `factorHessian` of this layer's Hessian with the same dampening and
+   * act-order, to share one factorization between layers that read the same
+   * input (q/k/v, gate/up); stays the caller's. Without it each call factors H.
+   */
+  factor?: HessianFactor;
 }
 
 /** Block of the Cholesky factorization and the triangular inverse (NB in gptq_cholesky.wgsl). */
@@ -360,8 +366,10 @@ export async function gptqQuantize(
   const owned: GPUBuffer[] = [];
   const track = (b: GPUBuffer) => (owned.push(b), b);
   try {
-    const factor = await factorHessian(ledger, hBuffer, k, { ...options, seconds });
-    const u = track(factor.u);
+    const factor = options.factor ?? (await factorHessian(ledger, hBuffer, k, { ...options, seconds }));
+    if (!options.factor) track(factor.u);
+    const u = factor.u;
+    if (factor.order.length !== k) throw new Error(`GPTQ: the shared factor is for K=${factor.order.length}, the layer has K=${k}.`);
     const lap = stageClock(seconds);
     const inv = new Int32Array(k);
     factor.order.forEach((c, j) => (inv[c] = j));

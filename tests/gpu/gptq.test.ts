@@ -10,7 +10,9 @@
  *   Hessian, 4 and 3 bits, g32 / g128 / row, sym / asym, act-order, lazy
  *   batches of 128, 96 and 64: codes equal on ≥ 99 % of weights, loss within
  *   1 %, scales within 1e-5 relative (and zero points equal) on every group
- *   of a row up to the row's first differing code.
+ *   of a row up to the row's first differing code;
+ * - a factorization shared by two layers gives what each layer's own gives;
+ * - a cancelled run frees every buffer it made.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { schemeName, unpackCodes, type QuantScheme } from '../../src/core/quant/format';
@@ -170,6 +172,20 @@ describe('GPTQ on the GPU', () => {
       ledger.release(buffer);
     });
   }
+
+  it('layers sharing an input share one factorization, with the same result', async () => {
+    const { buffer } = uploadHessian(hessian);
+    const scheme: QuantScheme = { bits: 4, groupSize: 64, symmetric: false };
+    const factor = await factorHessian(ledger, buffer, k, { actOrder: true });
+    const shared = await gptqQuantize(ledger, w, n, k, buffer, scheme, { actOrder: true, factor });
+    const own = await gptqQuantize(ledger, w, n, k, buffer, scheme, { actOrder: true });
+    expect(shared.packed.codes).toEqual(own.packed.codes);
+    expect(shared.packed.scales).toEqual(own.packed.scales);
+    expect(shared.loss).toBe(own.loss);
+    expect(shared.seconds.cholesky).toBeUndefined();
+    ledger.release(factor.u);
+    ledger.release(buffer);
+  });
 
   it('cancels between blocks and frees its buffers', async () => {
     const { buffer } = uploadHessian(hessian);

@@ -92,6 +92,20 @@ export interface Result {
   error?: string;
   /** how far an interrupted run got (page reloaded mid-run, GPU device lost); absent for runs that ended on their own */
   partial?: PartialProgress;
+  /** the loss (or KL divergence) became NaN or infinite: where it did; such a run is failed and kept off the frontier */
+  numericalFault?: NumericalFault;
+}
+
+/** Where a run's numbers first stopped being finite. */
+export interface NumericalFault {
+  metric: 'nll' | 'kl';
+  /** window index (0-based) and position in it of the first non-finite value */
+  window: number;
+  position: number;
+  /** "NaN", "Infinity" or "-Infinity" (JSON has no such numbers) */
+  value: string;
+  /** the first layer whose output held a non-finite value, e.g. "layers.2 (block 3 of 6)" */
+  layer: string;
 }
 
 /** Where a run was when it stopped: its last progress event, in plain JSON. */

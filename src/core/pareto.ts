@@ -11,6 +11,12 @@ export interface ParetoPoint {
   x: number;
   /** error, lower is better */
   y: number;
+  /**
+   * Why the point's numbers cannot be trusted (the run's loss became NaN or
+   * infinite, src/lab/faults.ts): such a point is left out even where x and y
+   * look finite (a slice measured before the fault).
+   */
+  fault?: string | null;
 }
 
 export interface ExcludedPoint {
@@ -23,11 +29,12 @@ export interface ParetoFrontier<P extends ParetoPoint = ParetoPoint> {
   frontier: P[];
   /** every finite point, by x ascending (then y, then id) */
   finite: P[];
-  /** points left out because a coordinate is NaN or infinite */
+  /** points left out because a coordinate is NaN or infinite, or the run had a numerical fault */
   excluded: ExcludedPoint[];
 }
 
 function notFinite(p: ParetoPoint): string | null {
+  if (p.fault) return p.fault;
   const bad = (['x', 'y'] as const).filter((k) => !Number.isFinite(p[k]));
   return bad.length ? bad.map((k) => `${k} is ${p[k]}`).join(', ') : null;
 }

@@ -71,6 +71,10 @@ export function resultProblem(x: unknown): string | null {
   if (x.error !== undefined && typeof x.error !== 'string') return 'error must be a string';
   if (x.partial !== undefined && !isObject(x.partial)) return 'partial must be an object';
   if (x.source !== undefined && typeof x.source !== 'string') return 'source must be a string';
+  const f = x.numericalFault;
+  if (f !== undefined && !(isObject(f) && (f.metric === 'nll' || f.metric === 'kl') && typeof f.window === 'number' && typeof f.position === 'number' && typeof f.value === 'string' && typeof f.layer === 'string')) {
+    return 'numericalFault must give metric, window, position, value and layer';
+  }
   return null;
 }
 

@@ -13,6 +13,7 @@
 import type { EvalWindow } from '../core/protocols';
 import { accumulate, emptyAccumulator, estimate, type PerplexityEstimate } from '../core/stats';
 import type { DecoderExecutor, ReferenceLogProbs } from '../gpu/model';
+import { NumericalFaultError } from './faults';
 
 export interface PerplexityProgress {
   window: number;
@@ -92,14 +93,14 @@ export async function measurePerplexity(model: DecoderExecutor, windows: Iterabl
         if (window.targets[j] < 0) continue;
         const v = nll[j];
         if (!Number.isFinite(v)) {
-          throw new Error(`window ${window.index + 1}: the loss at position ${j} is ${v}: the model's numbers overflowed, so this run has no perplexity`);
+          throw new NumericalFaultError(`window ${window.index + 1}: the loss at position ${j} is ${v}: the model's numbers overflowed, so this run has no perplexity`, 'nll', window, j, v, windowNll.slice(), total);
         }
         nllSum += v;
         nllSquaredSum += v * v;
         scored++;
         if (score.kl && score.agree) {
           const d = score.kl[j];
-          if (!Number.isFinite(d)) throw new Error(`window ${window.index + 1}: the KL divergence at position ${j} is ${d}: the model's numbers overflowed`);
+          if (!Number.isFinite(d)) throw new NumericalFaultError(`window ${window.index + 1}: the KL divergence at position ${j} is ${d}: the model's numbers overflowed`, 'kl', window, j, d, windowNll.slice(), total);
           kl.sum += d;
           kl.squaredSum += d * d;
           kl.agree += score.agree[j];

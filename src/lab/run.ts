@@ -6,7 +6,7 @@
  * agreement against it on the same windows (RunOptions.kl). Progress for each
  * stage; an AbortSignal cancels within one layer or window.
  */
-import type { ExperimentSpec, Result, RunMetrics } from '../core/experiment';
+import { methodName, type ExperimentSpec, type Result, type RunMetrics } from '../core/experiment';
 import { canonicalTensors, type DecoderConfig } from '../core/decoder';
 import { evalWindows, summarizeProtocol } from '../core/protocols';
 import { packedBytes } from '../core/quant/format';
@@ -19,6 +19,7 @@ import { loadModel, type LoadedModel, type ModelSource } from './load';
 import type { PreparedWeights } from './methods/method';
 import { rtn } from './methods/rtn';
 import { measurePerplexity } from './perplexity';
+import { DeviceLostError, deviceLostResult, locateNumericalFault, NumericalFaultError, numericalFaultResult, partialFrom, watchDevice, withGpuErrorScopes } from './faults';
 
 export interface RunProgress {
   stage: 'load' | 'quantize' | 'evaluate' | 'speed';
@@ -80,7 +81,36 @@ async function prepare(spec: ExperimentSpec, model: LoadedModel, options: RunOpt
   }
 }
 
+/**
+ * Runs one experiment. Ends with a Result also when the GPU device is lost
+ * (status 'interrupted', with its partial progress) or the loss becomes NaN
+ * or infinite (status 'failed', with `numericalFault`); a GPU allocation or
+ * validation error ends it with a message (src/lab/faults.ts). Every buffer
+ * goes back through the ledger in all cases.
+ */
 export async function runExperiment(spec: ExperimentSpec, options: RunOptions): Promise<Result> {
+  const { device } = options;
+  const watch = watchDevice(device);
+  let last: RunProgress | null = null;
+  const onProgress = (p: RunProgress): void => {
+    // the engine's next tensor, window or step after a loss stops the run
+    if (watch.info) throw new DeviceLostError();
+    last = p;
+    options.onProgress?.(p);
+  };
+  const lostResult = (info: GPUDeviceLostInfo) => deviceLostResult(spec, options.adapter, info, partialFrom(last, spec.eval.windows), {});
+  if (watch.info) return lostResult(watch.info);
+  try {
+    return await withGpuErrorScopes(device, `the run of ${methodName(spec.method)}`, () => runExperimentOnce(spec, { ...options, onProgress }));
+  } catch (err) {
+    const lost = await watch.settled();
+    if (lost) return lostResult(lost);
+    if (err instanceof NumericalFaultError) return numericalFaultResult(spec, options.adapter, err, options.tokens?.length ?? 0, {});
+    throw err;
+  }
+}
+
+async function runExperimentOnce(spec: ExperimentSpec, options: RunOptions): Promise<Result> {
   const { device, signal } = options;
   const timing: Record<string, number> = {};
   let t0 = performance.now();
@@ -166,7 +196,7 @@ export async function runExperiment(spec: ExperimentSpec, options: RunOptions): 
         perplexity: p.estimate.perplexity,
         detail: `ppl ${p.estimate.perplexity.toFixed(2)}${p.klDivergence === undefined ? '' : ` kl ${p.klDivergence.toFixed(4)}`}`,
       }),
-    });
+    }).catch((e: unknown) => locateNumericalFault(e, executor!)); // a NaN loss: name the layer while the model is loaded
     // free the reference before the decode timing, which does not need it
     reference?.destroy();
     reference = null;

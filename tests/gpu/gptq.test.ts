@@ -11,11 +11,12 @@
  *   batches of 128, 96 and 64: codes equal on ≥ 99 % of weights, loss within
  *   1 %, scales within 1e-5 relative (and zero points equal) on every group
  *   of a row up to the row's first differing code;
+ * - dead inputs come out as zero weights (act-order, static groups);
  * - a factorization shared by two layers gives what each layer's own gives;
  * - a cancelled run frees every buffer it made.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { schemeName, unpackCodes, type QuantScheme } from '../../src/core/quant/format';
+import { dequantize, schemeName, unpackCodes, type QuantScheme } from '../../src/core/quant/format';
 import {
   actOrderPermutation,
   dampeningLambda,
@@ -172,6 +173,23 @@ describe('GPTQ on the GPU', () => {
       ledger.release(buffer);
     });
   }
+
+  it('dead inputs (H_jj = 0) become zero weights, as in the reference', async () => {
+    const dead = Float64Array.from(hessian);
+    for (const j of [5, 100]) for (let i = 0; i < k; i++) dead[j * k + i] = dead[i * k + j] = 0;
+    const { buffer, h32 } = uploadHessian(dead);
+    const scheme: QuantScheme = { bits: 4, groupSize: 64, symmetric: false };
+    const gpu = await gptqQuantize(ledger, w, n, k, buffer, scheme, { actOrder: true });
+    const ref = gptqReference(w, n, k, h32, scheme, { actOrder: true });
+    const a = unpackCodes(gpu.packed);
+    const b = unpackCodes(ref.packed);
+    const deq = dequantize(gpu.packed);
+    let same = 0;
+    for (let i = 0; i < a.length; i++) if (a[i] === b[i]) same++;
+    expect(same / a.length).toBeGreaterThanOrEqual(0.99);
+    for (let row = 0; row < n; row++) for (const j of [5, 100]) expect(deq[row * k + j]).toBe(0);
+    ledger.release(buffer);
+  });
 
   it('layers sharing an input share one factorization, with the same result', async () => {
     const { buffer } = uploadHessian(hessian);

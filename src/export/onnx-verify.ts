@@ -19,17 +19,19 @@ export interface OnnxPerplexity extends PerplexityEstimate {
 }
 
 export interface OnnxRunOptions {
-  /** where onnxruntime-web finds its .wasm/.mjs files (a folder URL or path ending in "/"); its default otherwise */
+  /** how onnxruntime-web is loaded (the page's worker: its wasm build, ort-browser.ts); `import('onnxruntime-web')` otherwise */
+  ort?: () => Promise<Ort>;
+  /** where onnxruntime-web finds its .wasm/.mjs files (a folder URL ending in "/"); its default otherwise */
   wasmPaths?: string;
   signal?: AbortSignal;
   onProgress?: (done: number, total: number, running: PerplexityEstimate) => void;
 }
 
-type Ort = typeof import('onnxruntime-web');
+export type Ort = typeof import('onnxruntime-web');
 type Session = import('onnxruntime-web').InferenceSession;
 
 async function ortRuntime(options: OnnxRunOptions): Promise<Ort> {
-  const ort = await import('onnxruntime-web');
+  const ort = options.ort ? await options.ort() : await import('onnxruntime-web');
   if (options.wasmPaths) ort.env.wasm.wasmPaths = options.wasmPaths;
   return ort;
 }

@@ -12,14 +12,18 @@
  *   `device.destroy()`): the run stops at its next tensor, window or readback
  *   and ends as an interrupted Result with its partial progress; every buffer
  *   goes back through the ledger.
+ * - Runs whose buffers exceed the device's limits are refused before they
+ *   start, with what would fit (checkRunFits, from the memory plan).
  * - Allocation failures that get past the memory plan: GPU errors (out of
  *   memory, validation) are caught in error scopes around the whole run and
  *   end it with a message instead of numbers read from invalid buffers.
  */
-import type { ExperimentSpec, NumericalFault, PartialProgress, Result } from '../core/experiment';
+import type { DecoderConfig } from '../core/decoder';
+import { methodName, type ExperimentSpec, type NumericalFault, type PartialProgress, type Result } from '../core/experiment';
 import type { EvalWindow } from '../core/protocols';
 import type { AdapterReport } from '../gpu/device';
 import type { DecoderExecutor } from '../gpu/model';
+import { formatBytes, planExperiment, type PlanLimits } from './memory-plan';
 
 /** A window whose loss or KL divergence is not finite; thrown by measurePerplexity. */
 export class NumericalFaultError extends Error {
@@ -216,4 +220,36 @@ function gpuError(what: string, gpu: { kind: 'out of memory' | 'validation'; mes
       ? `The GPU ran out of memory during ${what} (${first}). Every buffer of the run was released. Choose a lower bit width, a shorter window or a smaller model, or close other tabs that use the GPU.`
       : `The GPU refused an operation during ${what} (${first}): the run's numbers could not be trusted, so it was stopped and its buffers released. This is a bug in qlab or the browser's WebGPU; please report it with the device card.`;
   return new Error(text, cause ? { cause } : undefined);
+}
+
+/**
+ * Refuses, before anything is prepared or allocated, a run whose largest GPU
+ * buffer would exceed the device's maxBufferSize or maxStorageBufferBindingSize
+ * (the memory plan, src/lab/memory-plan.ts, says which buffer), naming what
+ * would fit instead: a shorter window, the embeddings and head quantized too,
+ * a quantized method for the f32 baseline, or no KL reference.
+ */
+export function checkRunFits(config: DecoderConfig, spec: ExperimentSpec, limits: PlanLimits, options: { kl: boolean; timestamps: boolean }): void {
+  const plan = planExperiment(config, spec, limits, options);
+  if (plan.fits) return;
+  const alternatives: string[] = [];
+  const tryAlt = (what: string, alt: ExperimentSpec, kl = options.kl) => {
+    const p = planExperiment(config, alt, limits, { ...options, kl });
+    if (p.fits) alternatives.push(`${what} (${formatBytes(p.total)})`);
+    return p.fits;
+  };
+  for (let w = spec.eval.windowLength >> 1; w >= 16; w >>= 1) {
+    if (tryAlt(`a window of ${w} tokens`, { ...spec, eval: { ...spec.eval, windowLength: w } })) break;
+  }
+  const method = spec.method as ExperimentSpec['method'] & { quantizeHead?: boolean; quantizeEmbeddings?: boolean };
+  if (method.id === 'none') {
+    tryAlt('RTN W8 row with the embeddings and head quantized too', { ...spec, method: { id: 'rtn', bits: 8, groupSize: 'row', symmetric: false, quantizeHead: true, quantizeEmbeddings: true } });
+  } else if (!method.quantizeHead || !method.quantizeEmbeddings) {
+    tryAlt(`${methodName(spec.method)} with the embeddings and head quantized too`, { ...spec, method: { ...method, quantizeHead: true, quantizeEmbeddings: true } as ExperimentSpec['method'] });
+  }
+  if (options.kl) tryAlt('the same run without the f32 reference for KL divergence', spec, false);
+  throw new Error(
+    `${methodName(spec.method)} at a window of ${spec.eval.windowLength} does not fit this GPU: ${plan.problems.join('; ')}. ` +
+      (alternatives.length ? `What would fit: ${alternatives.join('; ')}.` : 'Nothing close to it fits: choose a smaller model.'),
+  );
 }

@@ -19,7 +19,7 @@ import { loadModel, type LoadedModel, type ModelSource } from './load';
 import type { PreparedWeights } from './methods/method';
 import { rtn } from './methods/rtn';
 import { measurePerplexity } from './perplexity';
-import { DeviceLostError, deviceLostResult, locateNumericalFault, NumericalFaultError, numericalFaultResult, partialFrom, watchDevice, withGpuErrorScopes } from './faults';
+import { checkRunFits, DeviceLostError, deviceLostResult, locateNumericalFault, NumericalFaultError, numericalFaultResult, partialFrom, watchDevice, withGpuErrorScopes } from './faults';
 
 export interface RunProgress {
   stage: 'load' | 'quantize' | 'evaluate' | 'speed';
@@ -127,6 +127,8 @@ async function runExperimentOnce(spec: ExperimentSpec, options: RunOptions): Pro
   if (windowLength > c.maxPositions) {
     throw new Error(`a window of ${windowLength} tokens is longer than ${model.name}'s context of ${c.maxPositions}: choose ${c.maxPositions} or less`);
   }
+  // refused before anything is prepared or allocated, saying what would fit
+  checkRunFits(c, spec, device.limits, { kl: options.kl ?? (spec.method.id !== 'none' && klByDefault(c, windowLength)), timestamps: device.features.has('timestamp-query') });
   const protocol = summarizeProtocol(spec.eval.protocol, tokens.length, windowLength, spec.eval.windows ?? undefined);
   lap('tokenize');
 

@@ -144,3 +144,16 @@ describe('device loss', () => {
     expect(ok.status).toBe('done');
   });
 });
+
+describe('limits', () => {
+  it('a run whose largest buffer exceeds maxBufferSize is refused before it starts, saying what would fit', async () => {
+    // the real device, reporting limits below the tiny model's f32 embedding table (300 × 64 × 4 = 76,800 bytes)
+    const small = { ...device.limits, maxBufferSize: 65_536, maxStorageBufferBindingSize: 65_536 } as GPUSupportedLimits;
+    const limited = new Proxy(device, { get: (t, k) => (k === 'limits' ? small : typeof Reflect.get(t, k) === 'function' ? (Reflect.get(t, k) as (...a: unknown[]) => unknown).bind(t) : Reflect.get(t, k)) });
+    const ledger = new MemoryLedger(device);
+    const run = runExperiment(spec(2), options({ device: limited, ledger, source: tinyModel() }));
+    await expect(run).rejects.toThrow(/^f32 at a window of 32 does not fit this GPU: its largest buffer \(embed\.tokens, 76\.8 kB\) is over the adapter's maxBufferSize of 65\.5 kB\. What would fit: RTN W8 row with the embeddings and head quantized too \([\d.]+ kB\)\.$/);
+    expect(ledger.snapshot().buffers).toBe(0);
+  });
+});
+

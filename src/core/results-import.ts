@@ -102,19 +102,26 @@ export function parseResultsFile(text: string, fileName: string, source: string 
       const id = isObject(item) && typeof item.id === 'string' ? ` (id ${item.id.slice(0, 60)})` : '';
       return fail(`result ${i + 1}${id}: ${problem}`);
     }
-    const r = item as SourcedResult;
-    const spec = checkSpec(r.spec);
-    // the spec rebuilt from its known fields, so nothing else in it reaches the queue or the store;
-    // numbers JSON wrote as null (it has no NaN or Infinity) read back as NaN, so every metric is a number again
-    results.push({
-      ...r,
-      spec: 'value' in spec ? spec.value : r.spec,
-      metrics: r.metrics === null ? null : nullsToNaN(r.metrics),
-      windowNll: r.windowNll.map((v) => v ?? NaN),
-      source: r.source ?? source,
-    });
+    const r = rebuildResult(item as SourcedResult);
+    results.push({ ...r, source: r.source ?? source });
   }
   return { results };
+}
+
+/**
+ * A result that passed resultProblem, rebuilt for the page: the spec from its
+ * known fields only, so nothing else in it reaches the queue or the store;
+ * numbers JSON wrote as null (it has no NaN or Infinity) back as NaN, so every
+ * metric is a number again. Also used for results read back from IndexedDB.
+ */
+export function rebuildResult<R extends Result>(r: R): R {
+  const spec = checkSpec(r.spec);
+  return {
+    ...r,
+    spec: 'value' in spec ? spec.value : r.spec,
+    metrics: r.metrics === null ? null : nullsToNaN(r.metrics),
+    windowNll: r.windowNll.map((v) => v ?? NaN),
+  };
 }
 
 /** metrics whose null means "the adapter had no timestamps", not a NaN */

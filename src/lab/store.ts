@@ -16,6 +16,7 @@
 import { get, set } from 'idb-keyval';
 import type { ExperimentSpec, PartialProgress, Result } from '../core/experiment';
 import type { ExperimentProgress } from './browser-run';
+import { migrateLab } from './store-migrate';
 
 export const STORE_VERSION = 1;
 /** the idb-keyval key of the lab's record */
@@ -103,6 +104,7 @@ function looksLikeQueueItem(x: unknown): x is QueueItem {
 
 /** The lab's state from a stored record (undefined: nothing saved yet). */
 export function decodeLab(raw: unknown): DecodedLab {
+  raw = migrateLab(raw); // older shapes to this version; each result checked strictly (src/lab/store-migrate.ts)
   if (raw === undefined) return { state: emptyLabState(), problems: [], readable: true };
   const unreadable = (why: string): DecodedLab => ({ state: emptyLabState(), problems: [why], readable: false });
   if (!isObject(raw) || typeof raw.version !== 'number' || !Number.isInteger(raw.version)) {

@@ -13,6 +13,8 @@
  * where the token went.
  */
 import { createHash } from 'node:crypto';
+import { createReadStream, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -36,13 +38,15 @@ export interface HubServer {
   log: LoggedRequest[];
   /** (re)places a repository's files at a revision */
   put(repo: string, revision: string, files: Record<string, Uint8Array | string>, options?: { token?: string; etagSha256?: boolean }): void;
+  /** serves a folder's files, read from disk per request (large models: never all in memory) */
+  putDirectory(repo: string, revision: string, dir: string): void;
   /** a fault for one file (`repo`, `revision`, `file`), replacing any earlier one */
   fault(repo: string, revision: string, file: string, fault: Fault | null): void;
   close(): Promise<void>;
 }
 
 interface Repo {
-  files: Map<string, Uint8Array>;
+  files: Map<string, Uint8Array | { path: string; size: number }>;
   token?: string;
   etagSha256: boolean;
 }
@@ -83,6 +87,18 @@ export async function startHubServer(): Promise<HubServer> {
       return;
     }
     const headers: Record<string, string | number> = { 'Content-Type': 'application/octet-stream', 'Accept-Ranges': 'bytes' };
+    if (!(data instanceof Uint8Array)) {
+      // a file on disk: whole or one range, streamed (no faults)
+      const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+      const start = range ? Number(range[1]) : 0;
+      const end = range && range[2] ? Math.min(Number(range[2]), data.size - 1) : data.size - 1;
+      if (range) headers['Content-Range'] = `bytes ${start}-${end}/${data.size}`;
+      headers['Content-Length'] = Math.max(0, end - start + 1);
+      res.writeHead(range ? 206 : 200, headers);
+      if (req.method === 'HEAD' || end < start) return void res.end();
+      createReadStream(data.path, { start, end }).pipe(res);
+      return;
+    }
     if (repo!.etagSha256) headers['X-Linked-Etag'] = `"${createHash('sha256').update(data).digest('hex')}"`;
     let body = data;
     let status = 200;
@@ -120,6 +136,11 @@ export async function startHubServer(): Promise<HubServer> {
     put(repo, revision, files, options = {}) {
       const map = new Map(Object.entries(files).map(([k, v]) => [k, typeof v === 'string' ? new TextEncoder().encode(v) : v]));
       repos.set(id(repo, revision), { files: map, token: options.token, etagSha256: options.etagSha256 ?? false });
+    },
+    putDirectory(repo, revision, dir) {
+      const files = new Map<string, { path: string; size: number }>();
+      for (const name of readdirSync(dir)) files.set(name, { path: join(dir, name), size: statSync(join(dir, name)).size });
+      repos.set(id(repo, revision), { files, etagSha256: false });
     },
     fault(repo, revision, file, fault) {
       if (fault) faults.set(id(repo, revision, file), { ...fault });

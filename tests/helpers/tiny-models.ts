@@ -8,7 +8,7 @@
  * In memory for the tests (tinyModelFiles), or streamed to a folder tensor by
  * tensor for realistically sized configs (writeModelDir; bench/hub-model.ts).
  */
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { DTYPE_BYTES, encodeFloats, parseHeader, writeSafetensors, type TensorToWrite } from '../../src/core/safetensors';
 import { rng } from './random';
@@ -17,7 +17,16 @@ export type TinyFamily = 'llama' | 'qwen2' | 'phi3' | 'gpt2';
 export const TINY_FAMILIES: readonly TinyFamily[] = ['llama', 'qwen2', 'phi3', 'gpt2'];
 type Dtype = 'F32' | 'F16' | 'BF16';
 
-const root = new URL('../..', import.meta.url).pathname;
+/** The repository root: the nearest folder above this file (or its bundle, dist-node/) with public/models. */
+function findRoot(): string {
+  let dir = new URL('.', import.meta.url).pathname;
+  for (let i = 0; i < 6; i++) {
+    if (existsSync(join(dir, 'public/models'))) return dir;
+    dir = join(dir, '..');
+  }
+  return process.cwd();
+}
+const root = findRoot();
 export const embeddedDir = (id: string): string => join(root, 'public/models', id);
 
 /** The embedded models' tokenizer.json and tokenizer_config.json (vocabulary of 4096). */

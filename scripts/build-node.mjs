@@ -13,6 +13,7 @@ export const ENTRIES = {
   lab: 'src/cli/lab.ts',
   'bench-kernels': 'bench/kernels.ts',
   'bench-gptq': 'bench/gptq.ts',
+  'hub-model': 'bench/hub-model.ts',
 };
 
 export async function buildNode(names = Object.keys(ENTRIES)) {

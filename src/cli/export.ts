@@ -24,7 +24,7 @@ import { methodName, type ExperimentSpec, type MethodSpec } from '../core/experi
 import { evalWindows, type ProtocolName } from '../core/protocols';
 import { exportAutoAwq } from '../export/autoawq';
 import { exportOnnx } from '../export/onnx';
-import { onnxPerplexity } from '../export/onnx-verify';
+import { nodeOrt, onnxPerplexity } from '../export/onnx-verify';
 import { collectWeights, modelReader, prepareWeights } from '../export/weights';
 import { loadModel } from '../lab/load';
 import { directorySource } from '../lab/source-node';
@@ -149,6 +149,7 @@ async function verify(a: ExportArgs, root: string, dir: string, bytes: Uint8Arra
   const windows = () => evalWindows(a.protocol, tokens, { windowLength: a.seqlen, limit: a.slice, bosTokenId: bos, vocabSize: vocab });
   const total = Math.min(a.slice, Math.floor(tokens.length / a.seqlen));
   const onnx = await onnxPerplexity(bytes, vocab, windows(), total, {
+    ort: nodeOrt,
     wasmPaths: `${pathToFileURL(wasmDir).href}/`,
     onProgress: (done, n, e) => process.stderr.write(`\ronnxruntime-web: window ${done}/${n}, ppl ${e.perplexity.toFixed(3)}   `),
   });

@@ -28,7 +28,7 @@
 import type { JsonObject } from '../core/config';
 import { blockLinears } from '../core/decoder';
 import type { Family, TensorSource } from '../core/families/family';
-import { encodeFloats, f32ToF16Bits, writeSafetensors, type TensorToWrite } from '../core/safetensors';
+import { f32ToF16Bits, writeSafetensors, type TensorToWrite } from '../core/safetensors';
 import { groupsPerRow, unpackCodes, zeroPoint, type PackedLinear } from '../core/quant/format';
 import type { ExportLinear, ExportWeights } from './weights';
 
@@ -86,6 +86,35 @@ export function toAwqGemm(packed: PackedLinear, what = 'layer'): { qweight: Int3
   return { qweight: packAwqRows(codesKN, k, n), qzeros: packAwqRows(zerosGN, groups, n), scales, groups };
 }
 
+/**
+ * f16 bytes of f32 values, rounding to nearest even — f32ToF16Bits's rule
+ * (src/core/safetensors.ts), reading the bits through one view instead of
+ * allocating per value (embedding tables have millions).
+ */
+export function f16Bytes32(values: Float32Array): Uint8Array {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const out = new Uint8Array(values.length * 2);
+  const view = new DataView(out.buffer);
+  for (let i = 0; i < values.length; i++) {
+    const x = bits[i];
+    const sign = (x >>> 16) & 0x8000;
+    const exponent = (x >>> 23) & 0xff;
+    const mantissa = x & 0x7fffff;
+    const e = exponent - 127 + 15;
+    let h: number;
+    if (exponent === 0xff || e >= 31 || e <= 0) {
+      h = f32ToF16Bits(values[i]); // NaN, infinities, overflow, subnormals: the reference path
+    } else {
+      h = (e << 10) | (mantissa >>> 13);
+      const rest = mantissa & 0x1fff;
+      if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h++;
+      h |= sign;
+    }
+    view.setUint16(i * 2, h, true);
+  }
+  return out;
+}
+
 function int32Bytes(words: Int32Array): Uint8Array {
   const out = new Uint8Array(words.length * 4);
   const view = new DataView(out.buffer);
@@ -118,7 +147,7 @@ export function exportAutoAwq(weights: ExportWeights, family: Family, sourceConf
   if (weights.head.packed) throw new Error('AutoAWQ export: the output head is quantized, but AutoAWQ keeps lm_head in f16 — export without quantizing the head.');
   const tensors: TensorToWrite[] = [];
   const floats = (canonical: string, values: Float32Array, shape: number[]) =>
-    tensors.push({ name: checkpointName(family, canonical), dtype: 'F16', shape, data: encodeFloats(values, 'F16') });
+    tensors.push({ name: checkpointName(family, canonical), dtype: 'F16', shape, data: f16Bytes32(values) });
   let groupSize: number | null = null;
   const quantized = (l: ExportLinear) => {
     const base = checkpointName(family, `${l.name}.weight`).replace(/\.weight$/, '');
@@ -131,7 +160,7 @@ export function exportAutoAwq(weights: ExportWeights, family: Family, sourceConf
     tensors.push({ name: `${base}.qweight`, dtype: 'I32', shape: [l.k, l.n / 8], data: int32Bytes(awq.qweight) });
     tensors.push({ name: `${base}.qzeros`, dtype: 'I32', shape: [awq.groups, l.n / 8], data: int32Bytes(awq.qzeros) });
     tensors.push({ name: `${base}.scales`, dtype: 'F16', shape: [awq.groups, l.n], data: f16Bytes(awq.scales) });
-    if (l.bias) tensors.push({ name: `${base}.bias`, dtype: 'F16', shape: [l.n], data: encodeFloats(l.bias, 'F16') });
+    if (l.bias) tensors.push({ name: `${base}.bias`, dtype: 'F16', shape: [l.n], data: f16Bytes32(l.bias) });
   };
   const norm = (prefix: string, n: { weight: Float32Array; bias: Float32Array | null }) => {
     floats(`${prefix}.weight`, n.weight, [c.hiddenSize]);

@@ -60,7 +60,7 @@ export interface ExportDeps {
   text?: () => Promise<string>;
   device?: GPUDevice;
   signal?: AbortSignal;
-  /** how onnxruntime-web is loaded (the page's worker passes the wasm build with its file's URL) */
+  /** how onnxruntime-web is loaded (verify only): browserOrt in the page's worker, nodeOrt in Node */
   ort?: OnnxRunOptions['ort'];
   onProgress?: (p: ExportProgress) => void;
 }
@@ -105,7 +105,7 @@ export async function exportModel(request: ExportRequest, deps: ExportDeps): Pro
   if (action.kind === 'download') return { kind: 'file', fileName: exportFileName(request.result, 'onnx'), mime: 'application/octet-stream', bytes };
 
   // verify: the result's first windows, its protocol
-  if (!deps.text) throw new Error('internal error: an ONNX check needs the WikiText-2 text.');
+  if (!deps.text || !deps.ort) throw new Error('internal error: an ONNX check needs the WikiText-2 text and onnxruntime-web.');
   const { protocol, windowLength } = request.result.protocol;
   const n = Math.min(action.windows ?? VERIFY_WINDOWS, request.result.windowNll.length);
   if (n < 1) throw new Error('this result has no per-window numbers to compare with: run it again.');

@@ -19,8 +19,12 @@ export interface OnnxPerplexity extends PerplexityEstimate {
 }
 
 export interface OnnxRunOptions {
-  /** how onnxruntime-web is loaded (the page's worker: its wasm build, ort-browser.ts); `import('onnxruntime-web')` otherwise */
-  ort?: () => Promise<Ort>;
+  /**
+   * How onnxruntime-web is loaded: `nodeOrt` (Node: tests, CLI) or
+   * `browserOrt` (the page's worker, ort-browser.ts). Named by the caller so
+   * the page's bundle holds only the wasm build.
+   */
+  ort: () => Promise<Ort>;
   /** where onnxruntime-web finds its .wasm/.mjs files (a folder URL ending in "/"); its default otherwise */
   wasmPaths?: string;
   signal?: AbortSignal;
@@ -30,14 +34,17 @@ export interface OnnxRunOptions {
 export type Ort = typeof import('onnxruntime-web');
 type Session = import('onnxruntime-web').InferenceSession;
 
+/** onnxruntime-web under Node: its Node build (wasm backend, files from node_modules). */
+export const nodeOrt = (): Promise<Ort> => import('onnxruntime-web');
+
 async function ortRuntime(options: OnnxRunOptions): Promise<Ort> {
-  const ort = options.ort ? await options.ort() : await import('onnxruntime-web');
+  const ort = await options.ort();
   if (options.wasmPaths) ort.env.wasm.wasmPaths = options.wasmPaths;
   return ort;
 }
 
 /** An inference session on the wasm backend for an exported model. */
-export async function createOnnxSession(model: Uint8Array, options: OnnxRunOptions = {}): Promise<{ ort: Ort; session: Session }> {
+export async function createOnnxSession(model: Uint8Array, options: OnnxRunOptions): Promise<{ ort: Ort; session: Session }> {
   const ort = await ortRuntime(options);
   const session = await ort.InferenceSession.create(model, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
   return { ort, session };
@@ -75,7 +82,7 @@ export function windowNllFromLogits(logits: Float32Array, vocab: number, targets
 }
 
 /** Perplexity of an exported model over `windows` (e.g. evalWindows(...) of a slice). */
-export async function onnxPerplexity(model: Uint8Array, vocab: number, windows: Iterable<EvalWindow>, total: number, options: OnnxRunOptions = {}): Promise<OnnxPerplexity> {
+export async function onnxPerplexity(model: Uint8Array, vocab: number, windows: Iterable<EvalWindow>, total: number, options: OnnxRunOptions): Promise<OnnxPerplexity> {
   const start = performance.now();
   const { ort, session } = await createOnnxSession(model, options);
   let acc = emptyAccumulator();

@@ -12,7 +12,7 @@ import { parseJsonObject } from '../../src/core/config';
 import { familyFor } from '../../src/core/families';
 import { dequantize, packCodes, type PackedLinear } from '../../src/core/quant/format';
 import { f16BitsToF32, f32ToF16Bits, parseSafetensors } from '../../src/core/safetensors';
-import { exportAutoAwq, toAwqGemm } from '../../src/export/autoawq';
+import { exportAutoAwq, f16Bytes32, toAwqGemm } from '../../src/export/autoawq';
 import { readAutoAwq } from '../../src/export/autoawq-read';
 import { collectWeights, modelReader, prepareWeights } from '../../src/export/weights';
 import { loadModel, type LoadedModel } from '../../src/lab/load';
@@ -20,6 +20,8 @@ import { directorySource } from '../../src/lab/source-node';
 import { modelDir } from '../helpers/reference';
 
 const f16 = (v: number) => f16BitsToF32(f32ToF16Bits(v));
+/** Byte equality of two typed arrays (fast on millions of elements). */
+const sameBytes = (a: ArrayBufferView, b: ArrayBufferView) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
 /** AutoAWQ's dequantize_gemm, written from its description: unpack 8 slots per word, then take slot REVERSE[j] for column j. */
 function awqDequantize(qweight: Int32Array, qzeros: Int32Array, scalesF16: Uint16Array, n: number, k: number, groupSize: number): Float32Array {
@@ -71,6 +73,14 @@ describe('AutoAWQ GEMM layout', () => {
     expect(awq.qzeros[1] >>> 0).toBe(0x79bd8ace);
   });
 
+  it('f16 conversion of tensors rounds as f32ToF16Bits does, edge cases included', () => {
+    const rand = Array.from({ length: 20_000 }, (_, i) => Math.sin(i * 12.9898) * 10 ** ((i % 13) - 6));
+    const edge = [0, -0, 65504, 65520, 1e6, -1e6, 6.1e-5, 5.96e-8, 2.98e-8, 1e-9, Infinity, -Infinity, NaN, 1 + 2 ** -11, 1 + 3 * 2 ** -11];
+    const values = Float32Array.from([...rand, ...edge]);
+    const bytes = new DataView(f16Bytes32(values).buffer);
+    for (let i = 0; i < values.length; i++) expect(bytes.getUint16(i * 2, true)).toBe(f32ToF16Bits(values[i]));
+  });
+
   it('scales are f16 [K/g, N], and AutoAWQ\'s own dequantization gives our weights', () => {
     expect(awq.scales.length).toBe(2 * n);
     expect(f16BitsToF32(awq.scales[1 * n + 3])).toBe(scales[3 * 2 + 1]);
@@ -101,7 +111,7 @@ describe('qlab-llama-6m W4 g128 exported to AutoAWQ and read back', () => {
     return { weights, files: exportAutoAwq(weights, familyFor('llama'), sourceConfig) };
   }
 
-  it('round trip: identical packed layers and f16 float tensors; config carries quantization_config', async () => {
+  it('round trip: identical packed layers and f16 float tensors; config carries quantization_config', { timeout: 60_000 }, async () => {
     const { weights, files } = await exported(false, true);
     expect(files.config.quantization_config).toEqual({ quant_method: 'awq', version: 'gemm', bits: 4, group_size: 128, zero_point: true, modules_to_not_convert: null });
     const header = parseSafetensors(files.safetensors, 'model.safetensors').header;
@@ -116,7 +126,9 @@ describe('qlab-llama-6m W4 g128 exported to AutoAWQ and read back', () => {
     for (const [i, block] of weights.blocks.entries()) {
       for (const [short, l] of Object.entries(block.linears)) {
         const read = back.packed.get(`layers.${i}.${short}`)!;
-        expect(read).toEqual(l.packed);
+        const p = l.packed!;
+        expect({ ...read, codes: null, scales: null, zeros: null }).toEqual({ ...p, codes: null, scales: null, zeros: null });
+        expect(sameBytes(read.codes, p.codes) && sameBytes(read.scales, p.scales) && sameBytes(read.zeros!, p.zeros!)).toBe(true);
       }
     }
     const norm = weights.blocks[3].mlpNorm.weight;
@@ -124,7 +136,7 @@ describe('qlab-llama-6m W4 g128 exported to AutoAWQ and read back', () => {
     expect(Array.from(back.tensors.get('head.weight')!.subarray(0, 4096))).toEqual(Array.from(weights.head.weight!.subarray(0, 4096), f16));
   });
 
-  it('symmetric layers come back with their zero point 8 stored and the same weights; f32 scales round to f16', async () => {
+  it('symmetric layers come back with their zero point 8 stored and the same weights; f32 scales round to f16', { timeout: 60_000 }, async () => {
     const { weights, files } = await exported(true, false);
     const back = readAutoAwq(files.config, files.safetensors);
     const original = weights.blocks[1].linears['mlp.gate'].packed!;
@@ -136,7 +148,7 @@ describe('qlab-llama-6m W4 g128 exported to AutoAWQ and read back', () => {
     expect(Array.from(dequantize(read))).toEqual(Array.from(dequantize(withF16)));
   });
 
-  it('refuses what AutoAWQ cannot hold, saying why', async () => {
+  it('refuses what AutoAWQ cannot hold, saying why', { timeout: 60_000 }, async () => {
     const w8 = await collectWeights(model.config, await prepareWeights({ id: 'rtn', bits: 8, groupSize: 128, symmetric: false }, model.config, modelReader(model)));
     expect(() => exportAutoAwq(w8, familyFor('llama'), sourceConfig)).toThrow(/4-bit weights only/);
     const head = await collectWeights(model.config, await prepareWeights({ id: 'rtn', bits: 4, groupSize: 128, symmetric: false, quantizeHead: true }, model.config, modelReader(model)));

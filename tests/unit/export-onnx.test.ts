@@ -22,7 +22,7 @@ import { decoderForwardRef } from '../../src/core/reference';
 import { perplexity } from '../../src/core/stats';
 import { exportOnnx } from '../../src/export/onnx';
 import { blockSizeFor, dequantizeMatMulNBits, toMatMulNBits } from '../../src/export/matmul-nbits';
-import { createOnnxSession, onnxLogits, onnxPerplexity, windowNllFromLogits } from '../../src/export/onnx-verify';
+import { createOnnxSession, nodeOrt, onnxLogits, onnxPerplexity, windowNllFromLogits } from '../../src/export/onnx-verify';
 import { collectWeights, dequantizedTensors, modelReader, prepareWeights, type ExportWeights } from '../../src/export/weights';
 import { loadModel, type LoadedModel } from '../../src/lab/load';
 import { directorySource } from '../../src/lab/source-node';
@@ -93,7 +93,7 @@ describe.each(models)('%s exported to ONNX, run in onnxruntime-web', (name) => {
       // windows of 512 (gptq) against the PyTorch numbers of the same quantized model
       const ref = reference.rtn[s.key].gptq;
       const windows = [...evalWindows('gptq', tokens, { windowLength: 512, limit: s.ptWindows, vocabSize: c.vocabSize })];
-      const onnx = await onnxPerplexity(bytes, c.vocabSize, windows, s.ptWindows);
+      const onnx = await onnxPerplexity(bytes, c.vocabSize, windows, s.ptWindows, { ort: nodeOrt });
       const nll = ref.window_nll.slice(0, s.ptWindows).reduce((a, b) => a + b, 0);
       const count = ref.window_count.slice(0, s.ptWindows).reduce((a, b) => a + b, 0);
       expect(onnx.tokens).toBe(511 * s.ptWindows);
@@ -103,7 +103,7 @@ describe.each(models)('%s exported to ONNX, run in onnxruntime-web', (name) => {
       // short windows: ONNX Runtime against the float64 CPU forward on the dequantized weights
       const tensors = dequantizedTensors(weights);
       const refConfig: DecoderConfig = { ...c, tiedEmbeddings: false }; // the head is always given as head.weight
-      const { ort, session } = await createOnnxSession(bytes);
+      const { ort, session } = await createOnnxSession(bytes, { ort: nodeOrt });
       const short = [...evalWindows('gptq', tokens, { windowLength: s.cpuLength, limit: s.cpuWindows, vocabSize: c.vocabSize })];
       const fromOnnx = [];
       const fromCpu = [];

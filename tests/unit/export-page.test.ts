@@ -10,6 +10,7 @@ import type { Result } from '../../src/core/experiment';
 import { summarizeProtocol } from '../../src/core/protocols';
 import { readAutoAwq } from '../../src/export/autoawq-read';
 import { exportFileName, exportModel, type ExportRequest } from '../../src/export/model-export';
+import { nodeOrt } from '../../src/export/onnx-verify';
 import { crc32, zipStore } from '../../src/export/zip';
 import { directorySource } from '../../src/lab/source-node';
 import { modelDir, modelReference, wikitextText } from '../helpers/reference';
@@ -64,7 +65,7 @@ describe('exports the page asks the worker for', () => {
   it('the ONNX check runs the result\'s first window in onnxruntime-web and matches its perplexity within 0.5 %', { timeout: 60_000 }, async () => {
     const stages = new Set<string>();
     // the first windows need only the start of the text
-    const out = await exportModel({ result, action: { kind: 'verify', windows: 1 } }, { source: source(), text: async () => wikitextText().slice(0, 20_000), onProgress: (p) => stages.add(p.stage) });
+    const out = await exportModel({ result, action: { kind: 'verify', windows: 1 } }, { source: source(), ort: nodeOrt, text: async () => wikitextText().slice(0, 20_000), onProgress: (p) => stages.add(p.stage) });
     expect(out.kind).toBe('verification');
     if (out.kind !== 'verification') return;
     expect(out.windows).toBe(1);

@@ -27,7 +27,9 @@ import { exportOnnx } from '../export/onnx';
 import { nodeOrt, onnxPerplexity } from '../export/onnx-verify';
 import { collectWeights, modelReader, prepareWeights } from '../export/weights';
 import { loadModel } from '../lab/load';
+import { runExperiment } from '../lab/run';
 import { directorySource } from '../lab/source-node';
+import { nodeDevice } from './dawn';
 
 function findRoot(): string {
   let dir = resolve(new URL('.', import.meta.url).pathname);
@@ -156,8 +158,6 @@ async function verify(a: ExportArgs, root: string, dir: string, bytes: Uint8Arra
   process.stderr.write('\n');
   console.log(`onnxruntime-web (${onnx.runtime}): ppl ${onnx.perplexity.toFixed(4)} over ${onnx.windows} windows of ${a.seqlen} (${a.protocol}), ${onnx.seconds.toFixed(1)} s`);
   // the lab's own number on the GPU for the same windows
-  const { nodeDevice } = await import('./dawn');
-  const { runExperiment } = await import('../lab/run');
   const { device, report } = await nodeDevice();
   try {
     const spec: ExperimentSpec = { model: { kind: 'local', name: a.model }, method, eval: { protocol: a.protocol, windowLength: a.seqlen, windows: a.slice } };

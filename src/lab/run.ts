@@ -16,9 +16,16 @@ import { F32Linear } from '../gpu/linear';
 import { DecoderExecutor, type TensorReader } from '../gpu/model';
 import { QuantLinear } from '../gpu/qlinear';
 import { loadModel, type LoadedModel, type ModelSource } from './load';
-import type { PreparedWeights } from './methods/method';
+import type { MethodInput, PreparedWeights } from './methods/method';
 import { rtn } from './methods/rtn';
+import { awq } from './methods/awq';
+import { gptq } from './methods/gptq';
+import { hqq } from './methods/hqq';
+import { mixllm } from './methods/mixllm';
+import { smoothquant } from './methods/smoothquant';
+import { atom } from './methods/atom';
 import { measurePerplexity } from './perplexity';
+import { cleanModelRef } from '../core/share';
 import { checkRunFits, DeviceLostError, deviceLostResult, locateNumericalFault, NumericalFaultError, numericalFaultResult, partialFrom, watchDevice, withGpuErrorScopes } from './faults';
 
 export interface RunProgress {
@@ -36,6 +43,8 @@ export interface RunOptions {
   source: ModelSource;
   /** WikiText-2 test text (public/data) */
   text: string;
+  /** calibration text (public/data/calibration.txt) for methods that collect activation statistics */
+  calibrationText?: string;
   signal?: AbortSignal;
   onProgress?: (p: RunProgress) => void;
   /** tokens of `text` under this model's tokenizer, when the caller has them cached */
@@ -70,6 +79,15 @@ export function tensorReader(model: LoadedModel): TensorReader {
   return async (name) => (names.has(name) ? model.getTensor(name) : null);
 }
 
+/** The method input of AWQ, GPTQ and HQQ: the calibration text tokenized, progress per layer as the 'quantize' stage. */
+function calibrated<P>(params: P, model: LoadedModel, options: RunOptions): MethodInput<P> {
+  return {
+    config: model.config, read: tensorReader(model), params, device: options.device, signal: options.signal,
+    calibrationTokens: options.calibrationText === undefined ? undefined : model.tokenizer?.encode(options.calibrationText),
+    onProgress: (p) => options.onProgress?.({ stage: 'quantize', done: p.done, total: p.total, detail: p.item ?? p.stage }),
+  };
+}
+
 async function prepare(spec: ExperimentSpec, model: LoadedModel, options: RunOptions): Promise<PreparedWeights> {
   const read = tensorReader(model);
   const m = spec.method;
@@ -78,6 +96,18 @@ async function prepare(spec: ExperimentSpec, model: LoadedModel, options: RunOpt
       return { read, quantize: () => null, report: {} };
     case 'rtn':
       return rtn.prepare({ config: model.config, read, params: m, device: options.device, signal: options.signal });
+    case 'awq':
+      return awq.prepare(calibrated(m, model, options));
+    case 'gptq':
+      return gptq.prepare(calibrated(m, model, options));
+    case 'hqq':
+      return hqq.prepare({ ...calibrated(m, model, { ...options, calibrationText: undefined }) });
+    case 'mixllm':
+      return mixllm.prepare(calibrated(m, model, options));
+    case 'smoothquant':
+      return smoothquant.prepare(calibrated(m, model, options));
+    case 'atom':
+      return atom.prepare(calibrated(m, model, options));
   }
 }
 
@@ -89,6 +119,7 @@ async function prepare(spec: ExperimentSpec, model: LoadedModel, options: RunOpt
  * goes back through the ledger in all cases.
  */
 export async function runExperiment(spec: ExperimentSpec, options: RunOptions): Promise<Result> {
+  spec = { ...spec, model: cleanModelRef(spec.model) }; // a token spread into the reference never reaches the Result
   const { device } = options;
   const watch = watchDevice(device);
   let last: RunProgress | null = null;
@@ -134,6 +165,11 @@ async function runExperimentOnce(spec: ExperimentSpec, options: RunOptions): Pro
 
   const prepared = await prepare(spec, model, options);
   lap('prepare');
+  // a method's own stages (calibrate, search, pack, ...), as it timed them inside prepare
+  const methodSeconds = prepared.report.seconds;
+  if (methodSeconds && typeof methodSeconds === 'object') {
+    for (const [stage, t] of Object.entries(methodSeconds)) if (typeof t === 'number') timing[`prepare: ${stage}`] = t;
+  }
   const ledger = options.ledger ?? new MemoryLedger(device);
   let quantizedParams = 0;
   let quantizedBits = 0;
@@ -161,8 +197,16 @@ async function runExperimentOnce(spec: ExperimentSpec, options: RunOptions): Pro
         return packed;
       },
       tiedHead: (table) => new QuantLinear(ledger, table, { label: 'head (tied to embed.tokens)' }),
+      kvCache: spec.kv ?? null,
       linear: (name, w, n, k, bias) => {
         totalParams += n * k;
+        // methods with a layer format of their own (SmoothQuant W8A8, Atom W4A4) build it themselves
+        const own = prepared.layer?.(ledger, name, w, n, k, bias);
+        if (own) {
+          quantizedParams += n * k;
+          quantizedBits += own.packedBytes * 8;
+          return own.layer;
+        }
         const packed = prepared.quantize(name, w, n, k);
         if (!packed) return new F32Linear(ledger, w, n, k, { bias: bias ?? undefined, label: name });
         quantizedParams += n * k;
@@ -225,6 +269,10 @@ async function runExperimentOnce(spec: ExperimentSpec, options: RunOptions): Pro
       decodeTokensPerSecond: decode.wall,
       prefillGpuTokensPerSecond: ppl.gpuTokensPerSecond,
       decodeGpuTokensPerSecond: decode.gpu,
+      kvBytesPerToken: executor.kvBytesPerToken(),
+      kvContext: windowLength,
+      kvBits: spec.kv?.bits ?? 32,
+      activationBits: prepared.activationBits ?? 32,
       ...(ppl.comparison ? { klDivergence: ppl.comparison.klDivergence, klStdError: ppl.comparison.klStdError, top1Agreement: ppl.comparison.top1Agreement } : {}),
     };
     return {

@@ -7,7 +7,7 @@ import { extent } from 'd3-array';
 import { scaleLinear, scaleLog, scaleOrdinal } from 'd3-scale';
 import { schemeTableau10 } from 'd3-scale-chromatic';
 import { line } from 'd3-shape';
-import type { MethodSpec, Result, RunMetrics } from '../core/experiment';
+import { methodName, type MethodSpec, type Result, type RunMetrics } from '../core/experiment';
 import { formatCount } from '../core/format';
 import type { SourcedResult } from '../core/results-import';
 import { groupBySeries, paretoFrontier, type ExcludedPoint, type ParetoPoint } from '../core/pareto';
@@ -39,13 +39,14 @@ export const Y_AXES: Record<FrontierY, { label: string; short: string; value: (m
 /** The method family a result belongs to: its method without the bit width ("RTN g128", "RTN row sym", "f32"). */
 export function seriesName(m: MethodSpec): string {
   if (m.id === 'none') return 'f32 baseline';
+  if (m.id !== 'rtn') return methodName(m);
   const g = m.groupSize === 'row' ? 'row' : `g${m.groupSize}`;
   return `RTN ${g}${m.symmetric ? ' sym' : ''}${m.quantizeHead ? ' +head' : ''}${m.quantizeEmbeddings ? ' +embed' : ''}`;
 }
 
 /** What a point is labelled with: its bit width. */
 export function pointLabel(m: MethodSpec): string {
-  return m.id === 'none' ? 'f32' : `W${m.bits}`;
+  return m.id === 'none' ? 'f32' : m.id === 'rtn' ? `W${m.bits}` : methodName(m);
 }
 
 const evaluationOf = (r: Result): string => `${r.protocol.protocol} · seqlen ${r.protocol.windowLength} · ${r.protocol.windows === r.protocol.windowsTotal ? 'all' : `${formatCount(r.protocol.windows)} of ${formatCount(r.protocol.windowsTotal)}`} windows`;

@@ -7,7 +7,8 @@
  */
 import type { DecoderConfig } from '../../core/decoder';
 import type { PackedLinear } from '../../core/quant/format';
-import type { TensorReader } from '../../gpu/model';
+import type { LinearLayer, TensorReader } from '../../gpu/model';
+import type { MemoryLedger } from '../../gpu/ledger';
 
 export interface MethodProgress {
   /** what the method is doing: "quantize", "calibrate", "search α", ... */
@@ -25,6 +26,12 @@ export interface MethodInput<P> {
   params: P;
   /** the lab's GPU, for methods that compute there */
   device?: GPUDevice;
+  /**
+   * The calibration text (public/data/calibration.txt, never the evaluation
+   * text) tokenized with the model's tokenizer, for calibrated methods (AWQ,
+   * GPTQ); they cut their samples from it (src/lab/methods/calibration.ts).
+   */
+  calibrationTokens?: number[];
   signal?: AbortSignal;
   onProgress?: (p: MethodProgress) => void;
 }
@@ -40,6 +47,15 @@ export interface PreparedWeights {
    * "embed.tokens" is packed.
    */
   quantize(name: string, weight: Float32Array, n: number, k: number): PackedLinear | null;
+  /**
+   * A GPU layer of the method's own kind for one linear (mixed-precision row
+   * sets, W8A8, W4A4 with outliers), asked before `quantize`; null = use
+   * `quantize`. `packedBytes` is what its weights take in their format
+   * (scales, indices included), which bits per weight counts.
+   */
+  layer?(ledger: MemoryLedger, name: string, weight: Float32Array, n: number, k: number, bias: Float32Array | null): { layer: LinearLayer; packedBytes: number } | null;
+  /** bits of the linear layers' activations where the method quantizes them (W8A8: 8); absent = f32 */
+  activationBits?: number;
   /** what the method chose, to show with the result (e.g. AWQ's α per block) */
   report: Record<string, unknown>;
 }

@@ -46,13 +46,33 @@ interface ShareGroupV1 {
   methods: MethodSpec[];
 }
 
+/**
+ * A model reference with its known fields only: whatever else rode along on
+ * the object (an access token spread in with the Hub settings, say) never
+ * reaches a link, a result, an export or the store.
+ */
+export function cleanModelRef(ref: ModelRef): ModelRef {
+  switch (ref.kind) {
+    case 'embedded':
+      return { kind: 'embedded', id: ref.id };
+    case 'hub':
+      return { kind: 'hub', repo: ref.repo, revision: ref.revision };
+    case 'local':
+      return { kind: 'local', name: ref.name };
+    default:
+      return ref;
+  }
+}
+
 /** The fragment (with its leading `#`) that carries `specs`, in order. */
 export function encodeExperiments(specs: ExperimentSpec[]): string {
   const groups: ShareGroupV1[] = [];
   for (const spec of specs) {
     const last = groups.at(-1);
-    if (last && JSON.stringify([last.model, last.eval]) === JSON.stringify([spec.model, spec.eval])) last.methods.push(spec.method);
-    else groups.push({ model: spec.model, eval: spec.eval, methods: [spec.method] });
+    const model = cleanModelRef(spec.model);
+    const evalSpec = { protocol: spec.eval.protocol, windowLength: spec.eval.windowLength, windows: spec.eval.windows };
+    if (last && JSON.stringify([last.model, last.eval]) === JSON.stringify([model, evalSpec])) last.methods.push(spec.method);
+    else groups.push({ model, eval: evalSpec, methods: [spec.method] });
   }
   return `#${SHARE_PARAM}=${SHARE_VERSION}:${toBase64Url(JSON.stringify(groups))}`;
 }

@@ -15,7 +15,7 @@ import { fuzz, jsonText, mutateJson, mutateText, random } from './support/fuzz';
 import { llamaTensors, shardedModel, tinyTokenizerFiles, type Files } from './support/tiny-models';
 import { blobSource, loadModel } from '../../src/lab/load';
 import { downloadHubModel } from '../../src/lab/hub';
-import type { CacheKey, HubCache } from '../../src/lab/hub-cache';
+import { memoryCache } from './support/hub-fakes';
 
 const INDEX = 'model.safetensors.index.json';
 const model = shardedModel(llamaConfigJson, llamaTensors(llamaConfigJson), 3, tinyTokenizerFiles());
@@ -28,38 +28,6 @@ async function loadWithIndex(text: string) {
   const loaded = await loadModel(blobSource('tiny', Object.fromEntries(Object.entries(files).map(([k, v]) => [k, asBlob(v)]))));
   expect(loaded.files.length).toBeGreaterThan(0);
   return loaded;
-}
-
-/** A HubCache in memory: what the download writes, by file. */
-function memoryCache(): HubCache {
-  const files = new Map<string, { bytes: Uint8Array; complete: boolean }>();
-  const id = (k: CacheKey) => `${k.repo}@${k.revision}/${k.file}`;
-  return {
-    description: 'memory',
-    stat: async (k) => {
-      const f = files.get(id(k));
-      return f ? { bytes: f.bytes.length, complete: f.complete } : null;
-    },
-    openAt: async (k, offset) => {
-      const kept = (files.get(id(k))?.bytes ?? new Uint8Array(0)).subarray(0, offset);
-      const parts: Uint8Array[] = [kept];
-      files.set(id(k), { bytes: kept, complete: false });
-      return {
-        write: async (chunk) => void parts.push(chunk.slice()),
-        close: async () => {
-          const all = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-          let at = 0;
-          for (const p of parts) all.set(p, (at += p.length) - p.length);
-          files.set(id(k), { bytes: all, complete: false });
-        },
-      };
-    },
-    markComplete: async (k) => void (files.get(id(k))!.complete = true),
-    remove: async (k) => void files.delete(id(k)),
-    readRange: async (k, b, e) => (files.get(id(k))?.bytes ?? new Uint8Array(0)).slice(b, e),
-    list: async () => [],
-    clear: async () => 0,
-  };
 }
 
 const BASE = 'https://hub.example';

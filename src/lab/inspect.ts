@@ -25,6 +25,9 @@ import { decoderForwardRef, linearRef } from '../core/reference';
 import type { TensorReader } from '../gpu/model';
 import type { LoadedModel } from './load';
 import type { PreparedWeights } from './methods/method';
+import { awq } from './methods/awq';
+import { gptq } from './methods/gptq';
+import { hqq } from './methods/hqq';
 import { rtn } from './methods/rtn';
 
 export const HISTOGRAM_BINS = 64;
@@ -123,14 +126,29 @@ async function readAll(model: LoadedModel, read: TensorReader): Promise<Map<stri
  * The method's prepared weights for the inspector: the same `prepare` a run
  * uses. Methods are added here as they gain a PreparedWeights.quantize.
  */
-export async function prepareForInspector(method: MethodSpec, model: LoadedModel, read: TensorReader, device: GPUDevice, signal?: AbortSignal): Promise<PreparedWeights> {
+export async function prepareForInspector(
+  method: MethodSpec,
+  model: LoadedModel,
+  read: TensorReader,
+  device: GPUDevice,
+  signal?: AbortSignal,
+  calibrationTokens?: number[],
+): Promise<PreparedWeights> {
+  const input = <P>(params: P) => ({ config: model.config, read, params, device, signal, calibrationTokens });
   switch (method.id) {
     case 'rtn':
-      return rtn.prepare({ config: model.config, read, params: method, device, signal });
+      return rtn.prepare(input(method));
+    case 'hqq':
+      return hqq.prepare(input(method));
+    case 'awq':
+      return awq.prepare(input(method));
+    case 'gptq':
+      return gptq.prepare(input(method));
     case 'none':
       throw new Error('The f32 baseline quantizes nothing: choose a quantization method to inspect.');
     default:
-      throw new Error(`The layer inspector cannot prepare "${(method as { id: string }).id}" weights yet.`);
+      // W8A8 / W4A4 and mixed precision: their error is in the activations or across rows, not one weight grid per layer
+      throw new Error(`The layer inspector shows weight-only methods with one grid per group (RTN, HQQ, AWQ, GPTQ); ${method.id} is not one of them.`);
   }
 }
 

@@ -222,21 +222,31 @@ export class LabQueue {
         this.#emit({ type: 'progress', itemId: item.id, progress: p });
         void this.#persist();
       });
-      await finish('done', result, null);
+      if (result.status === 'interrupted') {
+        // the engine ended the run itself when the device was lost
+        await this.#deviceWasLost(result.error ?? 'The GPU device was lost.');
+        await finish('interrupted', result, result.error ?? null);
+      } else {
+        await finish(result.status, result, result.error ?? null);
+      }
     } catch (err) {
       const message = messageOf(err);
       const name = err instanceof Error ? err.name : '';
       if (name === DEVICE_LOST_ERROR) {
         // a lost device is not the experiment's fault: keep how far it got
-        if (this.#deviceLost === 'wait') {
-          this.#stopAfterCurrent = true;
-          this.#paused = `${message} The queue waits: press Run queue to go on with a new GPU device.`;
-        }
+        await this.#deviceWasLost(message);
         await finish('interrupted', interruptedResult(item, message, progress), message);
       } else {
         await finish(name === CANCELLED_ERROR ? 'cancelled' : 'failed', null, message);
       }
     }
+  }
+
+  /** After a lost device: the queue waits for the person, or goes on (BrowserLab asks for a new device), as the setting says. */
+  async #deviceWasLost(message: string): Promise<void> {
+    if (this.#deviceLost !== 'wait') return;
+    this.#stopAfterCurrent = true;
+    this.#paused = `${message} The queue waits: press Run queue to go on with a new GPU device.`;
   }
 
   #persist(): Promise<void> {

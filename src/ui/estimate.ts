@@ -13,6 +13,7 @@
 import { canonicalTensors, type DecoderConfig } from '../core/decoder';
 import type { ExperimentSpec, MethodSpec, Result } from '../core/experiment';
 import type { ModelShape } from '../worker/api';
+import { kvBytesPerPosition } from '../core/quant/kv';
 import { schemeBitsPerWeight, type QuantBits, type QuantScheme } from '../core/quant/format';
 
 /** Prefill tokens per second assumed when this device has measured nothing yet for a model of this size (scaled by parameters). */
@@ -61,7 +62,8 @@ export function configOfShape(shape: ModelShape): DecoderConfig {
 export function schemeOf(method: MethodSpec): (QuantScheme & { head: boolean; embed: boolean }) | null {
   const m = method as unknown as Record<string, unknown>;
   if (method.id === 'none') return null;
-  const bits = typeof m.bits === 'number' ? m.bits : typeof m.lowBits === 'number' ? m.lowBits : null;
+  // weights as stored: mixed precision mostly at its low bits (the high rows are counted below), W8A8 and W4A4 at 8 and 4
+  const bits = typeof m.bits === 'number' ? m.bits : typeof m.lowBits === 'number' ? m.lowBits : method.id === 'smoothquant' ? 8 : method.id === 'atom' ? 4 : null;
   if (bits === null || ![2, 3, 4, 8].includes(bits)) return null;
   const groupSize = m.groupSize === 'row' || typeof m.groupSize === 'number' ? (m.groupSize as number | 'row') : 'row';
   return { bits: bits as QuantBits, groupSize, symmetric: m.symmetric === true, head: m.quantizeHead === true, embed: m.quantizeEmbeddings === true };
@@ -76,6 +78,13 @@ function packedBytesOf(n: number, k: number, scheme: QuantScheme): number {
   }
 }
 
+/** MixLLM's rows kept at highBits cost their extra bits on top of the low-bit estimate (approximately: the fraction of rows of each layer). */
+function highRowsExtra(method: MethodSpec, n: number, k: number, scheme: QuantScheme): number {
+  if (method.id !== 'mixllm') return 0;
+  const rows = Math.round(n * method.highFraction);
+  return rows > 0 ? packedBytesOf(rows, k, { ...scheme, bits: method.highBits }) - packedBytesOf(rows, k, scheme) : 0;
+}
+
 export function estimateMemory(config: DecoderConfig, spec: ExperimentSpec): MemoryEstimate {
   const c = config;
   const rows = spec.eval.windowLength;
@@ -87,7 +96,7 @@ export function estimateMemory(config: DecoderConfig, spec: ExperimentSpec): Mem
     weightsF32 += count * 4;
     const linear = /^layers\.\d+\.(attn|mlp)\.\w+\.weight$/.test(t.name);
     const quantized = scheme !== null && t.shape.length === 2 && (linear || (t.name === 'head.weight' && scheme.head) || (t.name === 'embed.tokens' && scheme.embed));
-    weights += quantized ? packedBytesOf(t.shape[0], t.shape[1], scheme) : count * 4;
+    weights += quantized ? packedBytesOf(t.shape[0], t.shape[1], scheme) + highRowsExtra(spec.method, t.shape[0], t.shape[1], scheme) : count * 4;
   }
   const f = (n: number) => n * 4;
   const headChunk = Math.min(rows, Math.max(1, Math.floor((64 * 2 ** 20) / f(c.vocabSize))));
@@ -99,9 +108,7 @@ export function estimateMemory(config: DecoderConfig, spec: ExperimentSpec): Mem
     f(rows) * 6 +
     f(headChunk * c.vocabSize) +
     (headChunk < rows ? f(headChunk * c.hiddenSize) : 0);
-  const m = spec.method as unknown as Record<string, unknown>;
-  const kvBits = m.kvBits === 8 || m.kvBits === 4 ? (m.kvBits as number) : 32;
-  const kv = Math.ceil((c.numLayers * 2 * rows * c.numKvHeads * c.headDim * kvBits) / 8);
+  const kv = c.numLayers * rows * kvBytesPerPosition(c.numKvHeads * c.headDim, spec.kv);
   const logProbs = rows * c.vocabSize * 4;
   const compare = spec.method.id !== 'none' && weightsF32 + logProbs <= KL_MAX_BYTES;
   // the reference executor has its own activations and KV cache too

@@ -3,12 +3,12 @@
  * render: the form's choices → an ExperimentSpec, progress events → one row
  * per stage, a Result → the cells of the results table.
  */
-import { methodName, type ExperimentSpec, type Result } from '../core/experiment';
+import { experimentName, type ExperimentSpec, type Result } from '../core/experiment';
 import { formatCount } from '../core/format';
 import type { SourcedResult } from '../core/results-import';
 import type { ProtocolName } from '../core/protocols';
 import { EMBEDDED_MODELS, type ExperimentProgress } from '../worker/api';
-import { catalogEntry, checkOption, defaultOptions, METHOD_CATALOG, type GroupChoice, type MethodEntry, type OptionValue } from './method-catalog';
+import { catalogEntry, checkOption, defaultOptions, KV_CHOICES, METHOD_CATALOG, type GroupChoice, type MethodEntry, type OptionValue } from './method-catalog';
 import { modelRefFromId } from '../core/model-ref';
 
 export const WINDOW_LENGTHS = [128, 256, 512] as const;
@@ -32,6 +32,8 @@ export interface EvaluateForm {
   methods: Record<string, MethodChoice>;
   /** put an f32 baseline first when quantized runs have none to compare with */
   autoBaseline: boolean;
+  /** KV-cache settings (KV_CHOICES ids); every experiment runs with each */
+  kv: string[];
   protocol: ProtocolName;
   windowLength: (typeof WINDOW_LENGTHS)[number];
   /** the whole test set, or only the first `windows` windows */
@@ -51,6 +53,7 @@ export function defaultForm(): EvaluateForm {
     baseline: false,
     methods: Object.fromEntries(METHOD_CATALOG.map((m) => [m.id, defaultChoice(m, m.id === 'rtn')])),
     autoBaseline: true,
+    kv: ['f32'],
     protocol: 'gptq',
     windowLength: 512,
     fullTestSet: false,
@@ -73,6 +76,7 @@ export function formProblem(form: EvaluateForm): string | null {
     if (entry.groups.length > 0 && c.groups.length === 0) return `${entry.label}: tick at least one group size.`;
   }
   if (!form.baseline && !METHOD_CATALOG.some((m) => form.methods[m.id]?.on)) return 'Tick the f32 baseline or at least one method.';
+  if (form.kv.length === 0) return 'KV cache: tick at least one format (f32 keeps it unquantized).';
   return null;
 }
 
@@ -90,6 +94,11 @@ export function baseSpec(form: EvaluateForm): Omit<ExperimentSpec, 'method'> {
  * catalog order. Cells a method does not take are left out.
  */
 export function specsFromForm(form: EvaluateForm): ExperimentSpec[] {
+  const kvs = KV_CHOICES.filter((c) => form.kv.includes(c.id));
+  return kvs.flatMap((choice) => methodSpecs(form).map((s) => (choice.kv ? { ...s, kv: { ...choice.kv } } : s)));
+}
+
+function methodSpecs(form: EvaluateForm): ExperimentSpec[] {
   const base = baseSpec(form);
   const specs: ExperimentSpec[] = form.baseline ? [{ ...base, method: { id: 'none' } }] : [];
   for (const entry of METHOD_CATALOG) {
@@ -120,15 +129,16 @@ const evalKey = (s: Pick<ExperimentSpec, 'model' | 'eval'>): string => JSON.stri
  * queue: KL divergence, the frontier and "how much worse than f32" all need one.
  */
 export function withBaseline(specs: ExperimentSpec[], results: readonly Result[], queued: readonly ExperimentSpec[]): ExperimentSpec[] {
+  const isBaseline = (s: ExperimentSpec): boolean => s.method.id === 'none' && !s.kv;
   const have = new Set([
-    ...results.filter((r) => r.status === 'done' && r.spec.method.id === 'none').map((r) => evalKey(r.spec)),
-    ...queued.filter((s) => s.method.id === 'none').map(evalKey),
-    ...specs.filter((s) => s.method.id === 'none').map(evalKey),
+    ...results.filter((r) => r.status === 'done' && isBaseline(r.spec)).map((r) => evalKey(r.spec)),
+    ...queued.filter(isBaseline).map(evalKey),
+    ...specs.filter(isBaseline).map(evalKey),
   ]);
   const baselines: ExperimentSpec[] = [];
   for (const s of specs) {
     const key = evalKey(s);
-    if (s.method.id === 'none' || have.has(key)) continue;
+    if (isBaseline(s) || have.has(key)) continue;
     have.add(key);
     baselines.push({ model: s.model, eval: s.eval, method: { id: 'none' } });
   }
@@ -155,6 +165,7 @@ export function formFromSettings(saved: unknown): EvaluateForm {
   if (oneOf(s.windowLength, WINDOW_LENGTHS)) form.windowLength = s.windowLength;
   if (s.windows === null || (typeof s.windows === 'number' && Number.isFinite(s.windows))) form.windows = s.windows;
   if (oneOf(s.deviceLost, ['wait', 'continue'] as const)) form.deviceLost = s.deviceLost;
+  if (Array.isArray(s.kv)) form.kv = KV_CHOICES.map((c) => c.id).filter((id) => (s.kv as unknown[]).includes(id));
   const methods = typeof s.methods === 'object' && s.methods !== null ? (s.methods as Record<string, unknown>) : null;
   if (methods) {
     for (const entry of METHOD_CATALOG) {
@@ -219,7 +230,7 @@ export function evalLabel(spec: ExperimentSpec, windowsTotal?: number): string {
 }
 
 export function specLabel(spec: ExperimentSpec): string {
-  return `${modelLabel(spec)} · ${methodName(spec.method)} · ${evalLabel(spec, windowsTotalFor(spec))}`;
+  return `${modelLabel(spec)} · ${experimentName(spec)} · ${evalLabel(spec, windowsTotalFor(spec))}`;
 }
 
 // ------------------------------------------------------------------ progress
@@ -267,8 +278,12 @@ function newStage(key: string): StageState {
  */
 export function initialStages(spec: ExperimentSpec): StageState[] {
   const entry = catalogEntry(spec.method.id);
-  const keys = ['prepare', 'load', ...(entry?.calibrates ? ['calibrate', 'quantize'] : []), 'evaluate', 'speed'];
-  return keys.map((k) => (k === 'load' && spec.method.id !== 'none' && !entry?.calibrates ? { ...newStage(k), label: 'Load + quantize' } : newStage(k)));
+  if (entry?.calibrates) {
+    // calibrated methods quantize layer by layer on the calibration text before the model is loaded for evaluation
+    return ['prepare', 'quantize', 'load', 'evaluate', 'speed'].map((k) => (k === 'quantize' ? { ...newStage(k), label: 'Calibrate + quantize' } : newStage(k)));
+  }
+  const keys = ['prepare', 'load', 'evaluate', 'speed'];
+  return keys.map((k) => (k === 'load' && spec.method.id !== 'none' ? { ...newStage(k), label: 'Load + quantize' } : newStage(k)));
 }
 
 /**
@@ -403,7 +418,7 @@ export function resultRow(r: Result): ResultRow {
   return {
     id: r.id,
     model: modelLabel(r.spec),
-    method: methodName(r.spec.method),
+    method: experimentName(r.spec),
     protocol: p.protocol,
     windowLength: p.windowLength,
     windows: p.windows === p.windowsTotal ? `all ${formatCount(p.windows)} windows` : `${formatCount(p.windows)} of ${formatCount(p.windowsTotal)} windows`,

@@ -6,6 +6,7 @@
  * settings check, the estimate and the shareable link all read this table.
  */
 import type { MethodSpec } from '../core/experiment';
+import type { KvCacheSpec } from '../core/quant/kv';
 
 export type GroupChoice = number | 'row';
 
@@ -43,6 +44,8 @@ export interface MethodEntry {
   options: readonly MethodOption[];
   /** the method reads calibration text before it quantizes (the run shows a calibrate stage) */
   calibrates?: boolean;
+  /** the layer inspector can show it (weight-only, one grid per group: src/lab/inspect.ts) */
+  inspectable?: boolean;
   /** one cell of the grid with these options → the spec; null when the cell does not apply */
   spec(cell: GridCell, options: Record<string, OptionValue>): MethodSpec | null;
 }
@@ -60,9 +63,17 @@ const WEIGHT_OPTIONS: readonly MethodOption[] = [
   { key: 'quantizeEmbeddings', label: 'quantize the token embeddings', kind: 'checkbox', default: false },
 ];
 
+const weightOnly = (o: Record<string, OptionValue>) => ({
+  symmetric: o.symmetric === true,
+  ...(o.quantizeHead === true ? { quantizeHead: true } : {}),
+  ...(o.quantizeEmbeddings === true ? { quantizeEmbeddings: true } : {}),
+});
+const num = (v: OptionValue | undefined, fallback: number): number => (typeof v === 'number' && Number.isFinite(v) ? v : fallback);
+
 export const METHOD_CATALOG: readonly MethodEntry[] = [
   {
     id: 'rtn',
+    inspectable: true,
     label: 'RTN',
     hint: 'round to nearest, per group',
     bits: BITS,
@@ -79,6 +90,105 @@ export const METHOD_CATALOG: readonly MethodEntry[] = [
       ...(o.quantizeEmbeddings === true ? { quantizeEmbeddings: true } : {}),
     }),
   },
+  {
+    id: 'awq',
+    inspectable: true,
+    label: 'AWQ',
+    hint: 'activation-aware channel scales, searched on calibration text',
+    bits: BITS,
+    defaultBits: [4],
+    groups: GROUPS,
+    defaultGroups: [128],
+    options: [...WEIGHT_OPTIONS, { key: 'clip', label: 'search clipping ratios', kind: 'checkbox', default: true }],
+    calibrates: true,
+    spec: (cell, o) => ({ id: 'awq', bits: asBits(cell.bits), groupSize: cell.groupSize, ...weightOnly(o), ...(o.clip === false ? { clip: false } : {}) }),
+  },
+  {
+    id: 'gptq',
+    inspectable: true,
+    label: 'GPTQ',
+    hint: 'column by column, errors fed back through the Hessian',
+    bits: BITS,
+    defaultBits: [4],
+    groups: GROUPS,
+    defaultGroups: [128],
+    options: [...WEIGHT_OPTIONS, { key: 'actOrder', label: 'act-order', hint: 'columns by decreasing Hessian diagonal', kind: 'checkbox', default: false }],
+    calibrates: true,
+    spec: (cell, o) => ({ id: 'gptq', bits: asBits(cell.bits), groupSize: cell.groupSize, ...weightOnly(o), ...(o.actOrder === true ? { actOrder: true } : {}) }),
+  },
+  {
+    id: 'hqq',
+    inspectable: true,
+    label: 'HQQ',
+    hint: 'half-quadratic zero points, no calibration',
+    bits: BITS,
+    defaultBits: [4],
+    groups: GROUPS,
+    defaultGroups: [64],
+    options: WEIGHT_OPTIONS,
+    spec: (cell, o) => ({ id: 'hqq', bits: asBits(cell.bits), groupSize: cell.groupSize, ...weightOnly(o) }),
+  },
+  {
+    id: 'mixllm',
+    label: 'MixLLM',
+    hint: 'mixed precision: the most salient output features in more bits',
+    bits: [4, 3, 2],
+    defaultBits: [3],
+    groups: GROUPS,
+    defaultGroups: [128],
+    options: [
+      { key: 'highBits', label: 'high bits', kind: 'choice', default: 8, choices: [{ value: 8, label: '8' }, { value: 4, label: '4' }] },
+      { key: 'highFraction', label: 'fraction in high bits', kind: 'number', default: 0.1, min: 0, max: 1, step: 0.05 },
+      { key: 'base', label: 'quantizer', kind: 'choice', default: 'rtn', choices: [{ value: 'rtn', label: 'RTN' }, { value: 'gptq', label: 'GPTQ' }] },
+      { key: 'symmetric', label: 'symmetric', hint: 'no zero point', kind: 'checkbox', default: false },
+    ],
+    calibrates: true,
+    spec: (cell, o) => {
+      const low = cell.bits === 2 || cell.bits === 3 ? cell.bits : 4;
+      const high = o.highBits === 4 ? 4 : 8;
+      if (high <= low) return null; // "high" bits must be more than the low ones
+      return {
+        id: 'mixllm',
+        lowBits: low,
+        highBits: high,
+        highFraction: Math.min(1, Math.max(0, num(o.highFraction, 0.1))),
+        base: o.base === 'gptq' ? 'gptq' : 'rtn',
+        groupSize: cell.groupSize,
+        ...(o.symmetric === true ? { symmetric: true } : {}),
+      };
+    },
+  },
+  {
+    id: 'smoothquant',
+    label: 'SmoothQuant W8A8',
+    hint: 'activations and weights in int8, outliers smoothed into the weights',
+    bits: [],
+    defaultBits: [],
+    groups: [],
+    defaultGroups: [],
+    options: [{ key: 'alpha', label: 'migration strength α', kind: 'number', default: 0.5, min: 0, max: 1, step: 0.05 }],
+    calibrates: true,
+    spec: (_cell, o) => ({ id: 'smoothquant', alpha: Math.min(1, Math.max(0, num(o.alpha, 0.5))) }),
+  },
+  {
+    id: 'atom',
+    label: 'Atom W4A4',
+    hint: 'weights and activations in 4 bits, outlier channels in 8',
+    bits: [],
+    defaultBits: [],
+    groups: [32, 64, 128],
+    defaultGroups: [128],
+    options: [{ key: 'outliers', label: 'outlier channels (int8)', kind: 'number', default: 32, min: 0, max: 4096, step: 8 }],
+    calibrates: true,
+    spec: (cell, o) => ({ id: 'atom', groupSize: cell.groupSize === 'row' ? 128 : cell.groupSize, outliers: Math.max(0, Math.round(num(o.outliers, 32))) }),
+  },
+];
+
+/** KV-cache settings the builder offers (with any method): f32, or int8 / int4 in groups of 32 (src/core/quant/kv.ts). */
+export const KV_CHOICES: readonly { id: string; label: string; kv: KvCacheSpec | null }[] = [
+  { id: 'f32', label: 'f32', kv: null },
+  { id: 'int8', label: 'int8 g32', kv: { bits: 8, groupSize: 32 } },
+  { id: 'int4', label: 'int4 g32', kv: { bits: 4, groupSize: 32 } },
 ];
 
 export function catalogEntry(id: string): MethodEntry | undefined {

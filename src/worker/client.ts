@@ -2,7 +2,7 @@
  * Starts the lab worker and wraps it with comlink. The UI's only way to the GPU.
  */
 import * as Comlink from 'comlink';
-import type { ExperimentProgress, ExperimentSpec, LabApi, Result } from './api';
+import type { ExperimentProgress, ExperimentSpec, InspectRequest, LabApi, LayerInspection, QueueEvent, Result } from './api';
 
 export type LabClient = Comlink.Remote<LabApi>;
 
@@ -32,4 +32,14 @@ export function startLabWorker(): LabWorker {
 /** Runs one experiment in the worker; `onProgress` is called in the page for each progress event. */
 export function runInWorker(lab: LabClient, spec: ExperimentSpec, onProgress: (p: ExperimentProgress) => void): Promise<Result> {
   return lab.runExperiment(spec, Comlink.proxy(onProgress));
+}
+
+/** Listens to the worker's queue: `listener` is called in the page for each event. */
+export function subscribeToQueue(lab: LabClient, listener: (e: QueueEvent) => void): Promise<void> {
+  return lab.subscribe(Comlink.proxy(listener));
+}
+
+/** The layer inspector's numbers, computed in the worker; `onProgress` is called in the page. */
+export function inspectInWorker(lab: LabClient, request: InspectRequest, onProgress: (done: number, total: number, detail: string) => void): Promise<LayerInspection> {
+  return lab.inspect(request, Comlink.proxy(onProgress));
 }

@@ -43,8 +43,10 @@ describe('evaluate', () => {
 
     await page.getByTestId('model-qlab-llama-6m').locator('input').check();
     await page.getByTestId('method-rtn').check();
-    await page.getByTestId('bits').selectOption({ label: '4' });
-    await page.getByTestId('group-size').selectOption({ label: '128' });
+    await page.getByTestId('rtn-bits-4').check();
+    await page.getByTestId('rtn-group-128').check();
+    // this run alone: no f32 baseline before it
+    await page.getByTestId('auto-baseline').uncheck();
     await page.getByTestId('protocol-gptq').check();
     await page.getByTestId('window-length').selectOption({ label: '128 tokens' });
     await page.getByTestId('slice-first').check();
@@ -96,6 +98,7 @@ describe('evaluate', () => {
 
     await page.getByTestId('window-length').selectOption({ label: '128 tokens' });
     await page.getByTestId('slice-full').check();
+    await page.getByTestId('auto-baseline').uncheck();
     await expect(page.getByTestId('spec-preview').textContent()).resolves.toBe('qlab-llama-6m · RTN W4 g128 · gptq, all 3,460 windows of 128');
     await page.getByTestId('run').click();
     // cancel once the first window is scored
@@ -115,6 +118,7 @@ describe('evaluate', () => {
 
     // The worker and its GPU device are fine after a cancel: a short f32 run completes.
     await page.getByTestId('method-none').check();
+    await page.getByTestId('method-rtn').uncheck();
     await page.getByTestId('slice-first').check();
     await page.getByTestId('windows').fill('1');
     const start = Date.now();

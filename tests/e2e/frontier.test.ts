@@ -21,10 +21,11 @@ afterEach(async () => {
 });
 
 async function runOnce(page: Page, method: 'none' | 'rtn', rows: number): Promise<void> {
-  await page.getByTestId(`method-${method}`).check();
+  await page.getByTestId('method-none').setChecked(method === 'none');
+  await page.getByTestId('method-rtn').setChecked(method === 'rtn');
   if (method === 'rtn') {
-    await page.getByTestId('bits').selectOption({ label: '4' });
-    await page.getByTestId('group-size').selectOption({ label: '128' });
+    await page.getByTestId('rtn-bits-4').check();
+    await page.getByTestId('rtn-group-128').check();
   }
   await page.getByTestId('run').click();
   await page.getByTestId('result-row').nth(rows - 1).waitFor({ timeout: 120_000 });

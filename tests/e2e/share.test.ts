@@ -99,9 +99,12 @@ describe('share and import', () => {
     await page.getByTestId('slice-first').check();
     await page.getByTestId('windows').fill('2');
     await page.getByTestId('method-none').check();
+    await page.getByTestId('method-rtn').uncheck();
     await page.getByTestId('queue-add').click();
+    await page.getByTestId('method-none').uncheck();
     await page.getByTestId('method-rtn').check();
-    await page.getByTestId('bits').selectOption({ label: '3' });
+    await page.getByTestId('rtn-bits-3').check();
+    await page.getByTestId('rtn-bits-4').uncheck();
     await page.getByTestId('queue-add').click();
     const labels = await page.locator('[data-testid="queue-item"] .label').allTextContents();
     expect(labels).toHaveLength(2);

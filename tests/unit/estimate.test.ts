@@ -61,6 +61,9 @@ describe('the memory estimate', () => {
     expect(q.klReference).toBeGreaterThan(base.weightsF32 + 512 * 4096 * 4);
     expect(q.total).toBe(q.weights + q.activations + q.kv + q.klReference);
     expect(q.weights).toBeLessThan(base.weights / 2);
+    // an int4 KV cache in groups of 32: 4 bits per value plus an f16 scale and offset per 32 values = 5 bits of 32
+    const kv4 = estimateMemory(c, { ...spec({ id: 'none' }, 4, 512), kv: { bits: 4, groupSize: 32 } });
+    expect(kv4.kv * 32).toBe(base.kv * 5);
   });
 });
 

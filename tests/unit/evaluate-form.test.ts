@@ -57,6 +57,19 @@ describe('the experiment builder', () => {
     expect(new Set(METHOD_CATALOG.map((m) => m.id)).size).toBe(METHOD_CATALOG.length);
   });
 
+  it('runs every experiment with each ticked KV-cache format, and skips cells a method does not take', () => {
+    const form = rtnForm([4], [128], {}, { kv: ['f32', 'int4'] });
+    form.methods.mixllm = { ...form.methods.mixllm, on: true, bits: [4, 2], groups: [64], options: { ...form.methods.mixllm.options, highBits: 4 } };
+    const specs = specsFromForm(form);
+    // MixLLM with 4 high bits takes low bits 2 only (4 + 4 is no mixture)
+    expect(specs.map((s) => `${s.method.id}${s.kv ? ` kv${s.kv.bits}` : ''}`)).toEqual(['rtn', 'mixllm', 'rtn kv4', 'mixllm kv4']);
+    expect(specs[1].method).toEqual({ id: 'mixllm', lowBits: 2, highBits: 4, highFraction: 0.1, base: 'rtn', groupSize: 64 });
+    expect(specs[2].kv).toEqual({ bits: 4, groupSize: 32 });
+    expect(formProblem({ ...form, kv: [] })).toMatch(/KV cache/);
+    // a quantized KV cache with the f32 baseline is no baseline: one comes first
+    expect(withBaseline([specs[2]], [], []).map((s) => [s.method.id, s.kv ?? null])).toEqual([['none', null], ['rtn', { bits: 4, groupSize: 32 }]]);
+  });
+
   it('says what keeps it from running', () => {
     expect(formProblem(DEFAULT_FORM)).toBeNull();
     expect(formProblem({ ...DEFAULT_FORM, windows: null })).toMatch(/whole number/);

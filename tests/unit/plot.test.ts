@@ -202,3 +202,19 @@ describe('frontierSvg with KL on the y axis', () => {
     expect(title).toContain('KL to f32 0.0100 ± 0.0010 nats · top-1 agreement 95.0%');
   });
 });
+
+describe('total memory on the x axis', () => {
+  it('adds the KV cache at the run window to the weights, and leaves out results that did not record it', () => {
+    const withKv = (r: Result, perToken: number, context: number): Result => ({ ...r, metrics: { ...r.metrics!, kvBytesPerToken: perToken, kvContext: context } });
+    const a = withKv(result('a', rtn(4), 30, 4.3, 3e6), 12_288, 512);
+    const b = withKv(result('b', rtn(8), 25, 8.3, 6e6), 3_072, 512);
+    const old = result('c', rtn(2), 80, 2.3, 2e6);
+    const { points, excluded } = frontierPoints([a, b, old], 'totalMB');
+    expect(points.map((p) => [p.id, p.x])).toEqual([
+      ['b', (6e6 + 3_072 * 512) / 1e6],
+      ['a', (3e6 + 12_288 * 512) / 1e6],
+    ]);
+    expect(excluded.map((e) => e.id)).toEqual(['c']);
+    expect(frontierSvg([a, b, old], { x: 'totalMB', y: 'perplexity', width: 600, height: 400 })).toContain('weights + KV cache');
+  });
+});

@@ -135,6 +135,21 @@ describe('the run queue', () => {
     }
   });
 
+  it('applies the setting when the engine itself ends a run as interrupted (device lost inside runExperiment)', async () => {
+    const runner = new ScriptedRunner();
+    const run = runner.run.bind(runner);
+    runner.run = async (s, onProgress) => {
+      const r = await run(s, onProgress);
+      return (s.method as { bits: number }).bits === 8 ? { ...r, status: 'interrupted', error: 'The GPU device was lost (reason: unknown).' } : r;
+    };
+    const queue = new LabQueue(runner, new LabStore(memoryKeyValue()));
+    await queue.enqueue([spec(8), spec(4)]);
+    await runAll(runner, queue);
+    expect(queue.state().results.map((r) => r.status)).toEqual(['interrupted']);
+    expect(queue.state().paused).toMatch(/device was lost.*The queue waits/);
+    expect(queue.state().queue).toHaveLength(1);
+  });
+
   it('gives back a run that was in flight when the page closed as interrupted, with its progress', async () => {
     const kv = memoryKeyValue();
     const runner = new ScriptedRunner();

@@ -1,0 +1,213 @@
+/**
+ * The lab's "done when" flow in headless Chromium on SwiftShader, as one test:
+ * open the page, run the default sweep on a small slice (the queue runs in the
+ * worker), and check that the table has one row per experiment with finite
+ * metrics, the plot that many points and its Pareto set, the CSV export the
+ * table's rows, that the page's main thread had no task over 50 ms during the
+ * sweep, and that the results survive a reload. Screenshots before and after
+ * go to test-results/.
+ *
+ * And cancelling: a run cancelled mid-evaluation stops within a second, the
+ * lab's GPU memory (its ledger, and every buffer alive on its device) goes
+ * back to what it was before the run, and the finished result stays.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import type { Browser, Page } from 'playwright-core';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { openLab } from './browser';
+
+const labUrl = inject('labUrl');
+const resultsDir = new URL('../../test-results/', import.meta.url).pathname;
+
+let browser: Browser | null = null;
+
+afterEach(async () => {
+  await browser?.close();
+  browser = null;
+});
+
+async function open(): Promise<{ page: Page; errors: string[] }> {
+  const opened = await openLab('webgpu', labUrl);
+  browser = opened.browser;
+  await opened.page.getByTestId('evaluate-form').waitFor({ timeout: 30_000 });
+  return opened;
+}
+
+/** A CSV line split into cells (quoted cells may hold commas and doubled quotes). */
+function csvCells(line: string): string[] {
+  return [...line.matchAll(/("(?:[^"]|"")*"|[^,]*)(?:,|$)/g)].slice(0, -1).map((m) => (m[1].startsWith('"') ? m[1].slice(1, -1).replace(/""/g, '"') : m[1]));
+}
+
+async function tableRows(page: Page): Promise<Record<string, string>[]> {
+  return page.getByTestId('result-row').evaluateAll((rows) =>
+    rows.map((row) => {
+      const cell = (id: string) => (row.querySelector(`[data-testid="${id}"]`)?.textContent ?? '').trim();
+      return {
+        id: row.getAttribute('data-id') ?? '',
+        method: cell('result-method'),
+        ppl: cell('result-ppl'),
+        bpw: cell('result-bpw'),
+        weightMB: cell('result-weight-mb'),
+        peakMB: cell('result-peak-mb'),
+      };
+    }),
+  );
+}
+
+async function memoryNow(page: Page): Promise<{ live: number; buffers: number; ledger: number }> {
+  const m = page.getByTestId('gpu-memory');
+  return {
+    live: Number(await m.getAttribute('data-live-bytes')),
+    buffers: Number(await m.getAttribute('data-live-buffers')),
+    ledger: Number(await m.getAttribute('data-ledger-bytes')),
+  };
+}
+
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+
+describe('the lab', () => {
+  it('runs the default sweep in the worker with the page responsive, shows, exports and keeps its results', async () => {
+    const { page, errors } = await open();
+    await page.getByTestId('window-length').selectOption({ label: '128 tokens' });
+    await page.getByTestId('slice-first').check();
+    await page.getByTestId('windows').fill('1');
+    mkdirSync(resultsDir, { recursive: true });
+    await page.screenshot({ path: `${resultsDir}lab-before.png`, fullPage: true });
+
+    // every main-thread task over 50 ms from here on
+    await page.evaluate(() => {
+      const w = window as unknown as { longTasks: number[] };
+      w.longTasks = [];
+      new PerformanceObserver((list) => {
+        for (const e of list.getEntries()) w.longTasks.push(e.duration);
+      }).observe({ type: 'longtask' });
+    });
+    const start = Date.now();
+    await page.getByTestId('run-sweep').click();
+    // progress per stage, with elapsed time, while it runs
+    await page.getByTestId('stage-evaluate').and(page.locator('[data-state="active"], [data-state="ended"]')).waitFor({ timeout: 180_000 });
+    await expect(page.getByTestId('run-elapsed').textContent()).resolves.toMatch(/\d+\.\d s/);
+    await page.getByTestId('queue-summary').getByText('5 done · 0 running · 0 waiting').waitFor({ timeout: 500_000 });
+    const took = Date.now() - start;
+    const longTasks = await page.evaluate(() => (window as unknown as { longTasks: number[] }).longTasks);
+    console.log(`lab: default sweep (5 runs, 1 window of 128) took ${seconds(took)}; main-thread tasks over 50 ms: [${longTasks.map((d) => d.toFixed(0)).join(', ')}]`);
+    // the Long Tasks API reports tasks of 50 ms and more; the page must have none longer
+    expect(longTasks.filter((d) => d > 50)).toEqual([]);
+
+    // one row per experiment, finite metrics
+    const rows = await tableRows(page);
+    expect(rows.map((r) => r.method).sort()).toEqual(['RTN W2 g64', 'RTN W3 g128', 'RTN W4 g128', 'RTN W8 row', 'f32'].sort());
+    for (const r of rows) {
+      for (const v of [r.ppl, r.bpw, r.weightMB, r.peakMB]) expect(Number.isFinite(Number(v)), `${r.method}: ${JSON.stringify(r)}`).toBe(true);
+      expect(Number(r.ppl)).toBeGreaterThan(1);
+    }
+    // perplexity worsens as bits go down (W2 is far worse than f32 on any slice)
+    const ppl = Object.fromEntries(rows.map((r) => [r.method, Number(r.ppl)]));
+    expect(ppl['RTN W2 g64']).toBeGreaterThan(ppl.f32);
+
+    // the plot: as many points, and the Pareto set drawn through some of them
+    const plot = page.getByTestId('frontier-plot');
+    await expect(plot.locator('g.point').count()).resolves.toBe(5);
+    const pointIds = await plot.locator('g.point').evaluateAll((ps) => ps.map((p) => p.getAttribute('data-id')));
+    expect([...pointIds].sort()).toEqual(rows.map((r) => r.id).sort());
+    const pareto = plot.locator('path.pareto');
+    await expect(pareto.count()).resolves.toBe(1);
+    const frontierIds = ((await pareto.getAttribute('data-ids')) ?? '').split(' ').filter(Boolean);
+    expect(frontierIds.length).toBeGreaterThanOrEqual(1);
+    for (const id of frontierIds) expect(pointIds).toContain(id);
+
+    // the CSV holds the table's rows
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-csv').click()]);
+    const csv = readFileSync((await download.path())!, 'utf8').trimEnd().split('\n');
+    const head = csvCells(csv[0]);
+    expect(csv).toHaveLength(1 + rows.length);
+    csv.slice(1).forEach((line, i) => {
+      const cells = Object.fromEntries(csvCells(line).map((v, j) => [head[j], v]));
+      expect({ id: cells.id, method: cells.method, ppl: cells.perplexity, bpw: cells.bits_per_weight, weightMB: cells.weight_mb, peakMB: cells.peak_mb }).toEqual(rows[i]);
+    });
+
+    await page.screenshot({ path: `${resultsDir}lab-after.png`, fullPage: true });
+
+    // a reload keeps everything
+    await page.reload();
+    await page.getByTestId('evaluate-form').waitFor({ timeout: 30_000 });
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="result-row"]').length >= 5, null, { timeout: 10_000 });
+    expect(await tableRows(page)).toEqual(rows);
+    await expect(page.getByTestId('frontier-plot').locator('g.point').count()).resolves.toBe(5);
+    expect(errors).toEqual([]);
+  }, 600_000);
+
+  it('cancels a run within a second, gives its GPU memory back and keeps the finished result', async () => {
+    const { page, errors } = await open();
+    await page.getByTestId('window-length').selectOption({ label: '128 tokens' });
+    await page.getByTestId('slice-first').check();
+    await page.getByTestId('windows').fill('1');
+    // a finished f32 run first
+    await page.getByTestId('method-none').check();
+    await page.getByTestId('method-rtn').uncheck();
+    await page.getByTestId('run').click();
+    await page.getByTestId('result-row').first().waitFor({ timeout: 180_000 });
+    await page.getByTestId('run-progress').and(page.locator('[data-status="done"]')).waitFor({ timeout: 10_000 });
+    await page.getByTestId('gpu-memory').waitFor({ timeout: 5_000 });
+    await page.waitForTimeout(300);
+    const baseline = await memoryNow(page);
+    const before = await tableRows(page);
+
+    // then a long RTN run, cancelled once evaluation is under way
+    await page.getByTestId('method-none').uncheck();
+    await page.getByTestId('method-rtn').check();
+    await page.getByTestId('slice-full').check();
+    await page.getByTestId('run').click();
+    // this run's progress (the last run's stages stay shown until it starts)
+    await page.getByTestId('run-progress').and(page.locator('[data-status="running"]')).waitFor({ timeout: 30_000 });
+    await page.getByTestId('stage-evaluate-detail').getByText(/^ppl /).waitFor({ timeout: 180_000 });
+    await page.waitForTimeout(300);
+    const during = await memoryNow(page);
+    expect(during.live).toBeGreaterThan(baseline.live);
+    expect(during.ledger).toBeGreaterThan(0);
+
+    const cancelledAt = Date.now();
+    await page.getByTestId('cancel').click();
+    await page.getByTestId('run-progress').and(page.locator('[data-status="cancelled"]')).waitFor({ timeout: 10_000 });
+    const stopTook = Date.now() - cancelledAt;
+    await page.waitForTimeout(600); // the page reads memory every 250 ms and right after the run ends
+    const after = await memoryNow(page);
+    console.log(`lab: cancel took ${stopTook} ms; GPU memory before ${baseline.live} B in ${baseline.buffers} buffers, during ${during.live} B, after ${after.live} B in ${after.buffers} buffers`);
+    expect(stopTook).toBeLessThan(1000);
+    expect(after).toEqual(baseline);
+    expect(after.ledger).toBe(0);
+    await expect(page.getByTestId('run-message').textContent()).resolves.toMatch(/^Cancelled during evaluation, after window \d+ of 3,460\.$/);
+    expect(await tableRows(page)).toEqual(before);
+    expect(errors).toEqual([]);
+  }, 600_000);
+
+  it('inspects each layer of the model: an error heatmap, and a layer histogram with its grid', async () => {
+    const { page, errors } = await open();
+    const inspector = page.getByTestId('layer-inspector');
+    await inspector.getByTestId('inspect-method').selectOption('rtn');
+    await inspector.getByTestId('inspect-bits').selectOption('3');
+    await inspector.getByTestId('inspect-group').selectOption('128');
+    await inspector.getByTestId('inspect-tokens').selectOption('16');
+    await inspector.getByTestId('inspect-run').click();
+    const heatmap = inspector.getByTestId('inspector-heatmap');
+    await heatmap.locator('.heat-cell').first().waitFor({ timeout: 240_000 });
+    const cells = heatmap.locator('.heat-cell');
+    await expect(cells.count()).resolves.toBe(6 * 7);
+    const errorsByCell = await cells.evaluateAll((gs) => gs.map((g) => Number(g.getAttribute('data-error'))));
+    for (const e of errorsByCell) {
+      expect(e).toBeGreaterThan(0.001);
+      expect(e).toBeLessThan(1);
+    }
+    // the worst layer is shown first; a click shows another
+    await expect(inspector.getByTestId('histogram-title').textContent()).resolves.toMatch(/^layers\.\d\.\w+\.\w+/);
+    await heatmap.locator('.heat-cell[data-name="layers.2.mlp.down"] rect').click();
+    await expect(inspector.getByTestId('histogram-title').textContent()).resolves.toMatch(/^layers\.2\.mlp\.down \[256 × 768\]/);
+    const histogram = inspector.getByTestId('inspector-histogram');
+    // 3 bits: 8 levels of the drawn group, all inside the layer's value range
+    await expect(histogram.locator('line.grid-line').count()).resolves.toBe(8);
+    await expect(histogram.locator('rect.bar-before').count()).resolves.toBeGreaterThan(10);
+    mkdirSync(resultsDir, { recursive: true });
+    await page.locator('#inspect').screenshot({ path: `${resultsDir}lab-inspector.png` });
+    expect(errors).toEqual([]);
+  }, 400_000);
+});

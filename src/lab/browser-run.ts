@@ -8,12 +8,24 @@
  *   model (tokenizing 1.3 MB takes seconds);
  * - one run at a time, cancelled through an AbortController.
  */
-import type { ExperimentSpec, Result } from '../core/experiment';
+import type { ExperimentSpec, ModelRef, Result } from '../core/experiment';
 import { formatCount } from '../core/format';
 import { verifyWikitext2Test, WIKITEXT2_TEST } from '../core/wikitext';
 import { describeAdapter, requestLabDevice, type AdapterReport } from '../gpu/device';
-import { loadModel, urlSource } from './load';
-import { runExperiment, type RunProgress } from './run';
+import { MemoryLedger, type LedgerSnapshot } from '../gpu/ledger';
+import { inspectLayers, prepareForInspector, type LayerInspection } from './inspect';
+import { opfsCache } from './hub-cache';
+import { loadModel, urlSource, type ModelSource } from './load';
+import { checkMemoryPlan, limitsOf, ModelSources } from './model-sources';
+import { runExperiment, tensorReader, type RunProgress } from './run';
+
+/** What the layer inspector looks at: a model, a method, and how many evaluation tokens feed it. */
+export interface InspectRequest {
+  model: ModelRef;
+  method: ExperimentSpec['method'];
+  /** evaluation tokens the layer inputs come from (default 32) */
+  tokens?: number;
+}
 
 /**
  * Progress of one run: the engine's stages plus `prepare` (evaluation text
@@ -34,11 +46,29 @@ export interface BrowserLabOptions {
   fetch?: typeof fetch;
   /** decode steps timed per run (runExperiment's default when absent) */
   decodeSteps?: number;
+  /** the Hugging Face Hub's address (or a mirror's); https://huggingface.co by default */
+  hubBase?: string;
+}
+
+/**
+ * GPU memory as the lab sees it: the ledger its runs allocate through, and
+ * every buffer alive on its device (created and not yet destroyed), counted
+ * at the device itself so nothing that bypasses the ledger is missed.
+ */
+export interface GpuMemoryReport {
+  /** null before the first run has a device */
+  ledger: LedgerSnapshot | null;
+  liveBuffers: number;
+  liveBytes: number;
 }
 
 interface GpuHandle {
   device: GPUDevice;
   adapter: AdapterReport;
+  /** the ledger every run on this device allocates through */
+  ledger: MemoryLedger;
+  /** buffers created on the device and not yet destroyed */
+  live: { buffers: number; bytes: number };
   /** rejects with a readable error when the device is lost; never resolves */
   lost: Promise<never>;
 }
@@ -103,6 +133,39 @@ function whereCancelled(p: ExperimentProgress | null): string {
   }
 }
 
+/** Methods that read the calibration text (activation statistics, Hessians): all but the baseline, RTN and HQQ. */
+function needsCalibration(method: ExperimentSpec['method']): boolean {
+  return method.id !== 'none' && method.id !== 'rtn' && method.id !== 'hqq';
+}
+
+/**
+ * Counts the buffers alive on `device`: its createBuffer is wrapped (on this
+ * one object) so each buffer adds its size when created and takes it away
+ * once destroyed.
+ */
+function countBuffers(device: GPUDevice): { buffers: number; bytes: number } {
+  const live = { buffers: 0, bytes: 0 };
+  const create = device.createBuffer.bind(device);
+  device.createBuffer = (descriptor: GPUBufferDescriptor): GPUBuffer => {
+    const buffer = create(descriptor);
+    const size = buffer.size;
+    live.buffers++;
+    live.bytes += size;
+    const destroy = buffer.destroy.bind(buffer);
+    let destroyed = false;
+    buffer.destroy = () => {
+      if (!destroyed) {
+        destroyed = true;
+        live.buffers--;
+        live.bytes -= size;
+      }
+      destroy();
+    };
+    return buffer;
+  };
+  return live;
+}
+
 export class BrowserLab {
   readonly #options: BrowserLabOptions;
   readonly #fetch: typeof fetch;
@@ -110,10 +173,30 @@ export class BrowserLab {
   #text: Promise<string> | null = null;
   readonly #tokens = new Map<string, number[]>();
   #controller: AbortController | null = null;
+  #inspecting: AbortController | null = null;
+  #calibration: Promise<string> | null = null;
 
   constructor(options: BrowserLabOptions) {
     this.#options = options;
     this.#fetch = withoutHtmlFallback(options.fetch ?? ((input, init) => fetch(input, init)));
+    this.sources = new ModelSources({
+      embedded: (id) => {
+        if (!EMBEDDED_ID.test(id)) throw new Error(`"${id}" is not the name of an embedded model (letters, digits, ".", "_" and "-" only).`);
+        return urlSource(new URL(`models/${id}/`, options.siteRoot).href, id, this.#fetch);
+      },
+      cache: () => opfsCache(),
+      fetch: options.fetch,
+      hub: { baseUrl: options.hubBase },
+    });
+  }
+
+  /** Hub, local-file and embedded models; the Hub settings, token and download cache. */
+  readonly sources: ModelSources;
+
+  /** The ledger of the current device and the buffers alive on it. */
+  memory(): GpuMemoryReport {
+    const gpu = this.#gpu;
+    return gpu ? { ledger: gpu.ledger.snapshot(), liveBuffers: gpu.live.buffers, liveBytes: gpu.live.bytes } : { ledger: null, liveBuffers: 0, liveBytes: 0 };
   }
 
   /** Stops the run in flight within one tensor, window or decode step. */
@@ -151,30 +234,70 @@ export class BrowserLab {
     }
   }
 
-  async #run(spec: ExperimentSpec, gpu: GpuHandle, signal: AbortSignal, progress: (p: ExperimentProgress) => void): Promise<Result> {
-    const ref = spec.model;
-    if (ref.kind !== 'embedded') {
-      const what = ref.kind === 'hub' ? `the Hugging Face repository ${ref.repo}` : `local files (${ref.name})`;
-      throw new Error(`This version of the lab runs its embedded models only; ${what} cannot be loaded yet.`);
+  /**
+   * The layer inspector for one model and method (src/lab/inspect.ts): each
+   * block linear's relative output error on the first `tokens` evaluation
+   * tokens, and its weight histograms. Runs beside the queue (it computes on
+   * the CPU); a second call cancels the first.
+   */
+  async inspect(request: InspectRequest, onProgress: (done: number, total: number, detail: string) => void = () => {}): Promise<LayerInspection> {
+    this.#inspecting?.abort(CANCEL);
+    const controller = new AbortController();
+    this.#inspecting = controller;
+    const signal = controller.signal;
+    try {
+      const gpu = await abortable(this.#device(), signal);
+      const { source, id } = await this.#source(request.model, signal, () => {});
+      const { text, tokens } = await this.#evaluationTokens(id, source, signal, () => {});
+      void text;
+      const model = await abortable(loadModel(source), signal);
+      const read = tensorReader(model);
+      const calibrationText = needsCalibration(request.method) ? await abortable(this.#calibrationText(), signal) : undefined;
+      const calibrationTokens = calibrationText === undefined ? undefined : model.tokenizer?.encode(calibrationText);
+      const prepared = await prepareForInspector(request.method, model, read, gpu.device, signal, calibrationTokens);
+      return await inspectLayers({ model, method: request.method, read, prepared, ids: tokens, rows: request.tokens ?? 32, signal, onProgress });
+    } catch (err) {
+      if (signal.aborted && signal.reason === CANCEL) throw namedError(CANCELLED_ERROR, 'The layer inspection was replaced by a newer one.');
+      throw readable(err);
+    } finally {
+      if (this.#inspecting === controller) this.#inspecting = null;
     }
-    if (!EMBEDDED_ID.test(ref.id)) throw new Error(`"${ref.id}" is not the name of an embedded model (letters, digits, ".", "_" and "-" only).`);
-    const source = urlSource(new URL(`models/${ref.id}/`, this.#options.siteRoot).href, ref.id, this.#fetch);
+  }
 
+  /** A model's files: on the site (embedded), in the download cache (Hub, fetched first) or picked by the person (local). */
+  #source(ref: ModelRef, signal: AbortSignal, progress: (p: ExperimentProgress) => void): Promise<{ source: ModelSource; id: string }> {
+    return this.sources.resolve(ref, {
+      signal,
+      onDownload: (p, line) => progress({ stage: 'prepare', done: p.bytes, total: p.total ?? p.bytes, detail: `downloading ${line}` }),
+    });
+  }
+
+  /** The WikiText-2 test text and its tokens under the model's tokenizer (cached per model). */
+  async #evaluationTokens(id: string, source: ModelSource, signal: AbortSignal, progress: (p: ExperimentProgress) => void): Promise<{ text: string; tokens: number[] }> {
     progress({ stage: 'prepare', done: 0, total: 2, detail: 'downloading the WikiText-2 test text' });
     // Downloads are shared and cached, so a cancel stops waiting for them rather than stopping them.
     const text = await abortable(this.#wikitext(), signal);
-    let tokens = this.#tokens.get(ref.id);
+    let tokens = this.#tokens.get(id);
     if (!tokens) {
-      progress({ stage: 'prepare', done: 1, total: 2, detail: `tokenizing it with ${ref.id}'s tokenizer` });
+      progress({ stage: 'prepare', done: 1, total: 2, detail: `tokenizing it with ${id}'s tokenizer` });
       const model = await abortable(loadModel(source), signal);
-      if (!model.tokenizer) throw new Error(`${ref.id} has no tokenizer.json: the lab needs it to tokenize WikiText-2.`);
+      if (!model.tokenizer) throw new Error(`${id} has no tokenizer.json: the lab needs it to tokenize WikiText-2.`);
       tokens = model.tokenizer.encode(text);
-      this.#tokens.set(ref.id, tokens);
+      this.#tokens.set(id, tokens);
       signal.throwIfAborted();
     }
     progress({ stage: 'prepare', done: 2, total: 2, detail: `${formatCount(tokens.length)} tokens` });
+    return { text, tokens };
+  }
+
+  async #run(spec: ExperimentSpec, gpu: GpuHandle, signal: AbortSignal, progress: (p: ExperimentProgress) => void): Promise<Result> {
+    const { source, id } = await this.#source(spec.model, signal, progress);
+    const { text, tokens } = await this.#evaluationTokens(id, source, signal, progress);
+    // refuse what the GPU cannot hold before uploading anything, saying what would fit
+    await abortable(checkMemoryPlan(source, spec, limitsOf(gpu.device)), signal);
 
     const decodeSteps = this.#options.decodeSteps;
+    const calibrationText = needsCalibration(spec.method) ? await abortable(this.#calibrationText(), signal) : undefined;
     return runExperiment(spec, {
       device: gpu.device,
       adapter: gpu.adapter,
@@ -183,12 +306,31 @@ export class BrowserLab {
       tokens,
       signal,
       decodeSteps,
+      calibrationText,
+      ledger: gpu.ledger,
       onProgress: (p) => {
         progress(p);
         // runExperiment times decode right after the last window and reports no progress for it.
         if (p.stage === 'evaluate' && p.done === p.total) progress({ stage: 'speed', done: 0, total: 1, detail: 'decoding one token at a time' });
       },
     });
+  }
+
+  /** The calibration text (public/data/calibration.txt, never the evaluation text), fetched on first use. */
+  #calibrationText(): Promise<string> {
+    this.#calibration ??= (async () => {
+      const url = new URL('data/calibration.txt', this.#options.siteRoot).href;
+      let response: Response;
+      try {
+        response = await this.#fetch(url);
+      } catch (err) {
+        throw new Error(`Downloading the calibration text (${url}) failed: ${readable(err).message}. Check the connection to the lab's site and run again.`);
+      }
+      if (!response.ok) throw new Error(`Downloading the calibration text (${url}) failed with HTTP ${response.status} ${response.statusText}: the site is missing data/calibration.txt.`);
+      return response.text();
+    })();
+    this.#calibration.catch(() => (this.#calibration = null));
+    return this.#calibration;
   }
 
   /** The WikiText-2 test text, fetched and verified on first use. */
@@ -234,7 +376,7 @@ export class BrowserLab {
     });
     lost.catch(() => {}); // raced against each run; unobserved between runs
     device.addEventListener('uncapturederror', (e) => console.error(`WebGPU error in the lab: ${(e as GPUUncapturedErrorEvent).error.message}`));
-    this.#gpu = { device, adapter: describeAdapter(adapter), lost };
+    this.#gpu = { device, adapter: describeAdapter(adapter), lost, ledger: new MemoryLedger(device), live: countBuffers(device) };
     return this.#gpu;
   }
 }

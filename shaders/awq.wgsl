@@ -20,11 +20,11 @@
 // Bindings (group 0): 0 params: uniform Params
 //   fakeQuantDelta: 1 w   2 s   3 delta (read_write)
 //   sumSquares:     1 y   3 partial (read_write)
-//   groupError:     1 x   2 delta   3 err (read_write)
+//   groupError:     4 x   5 delta (both as vec4: K and G multiples of 4)   3 err (read_write)
 //
 // Dispatch: 64 invocations per workgroup, 2D (wid.x + wid.y · num_workgroups.x);
-// fakeQuantDelta and groupError: one invocation per (row, group), groups of a
-// row adjacent; sumSquares: exactly 64 workgroups. Barrier-free but for the
+// fakeQuantDelta: one invocation per (row, group), groups of a row adjacent;
+// groupError: one per (4 rows, group); sumSquares: exactly 64 workgroups. Barrier-free but for the
 // final 64-wide reduction of sumSquares.
 
 struct Params {
@@ -43,6 +43,8 @@ struct Params {
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> d4: array<vec4<f32>>;
 
 fn flatIndex(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
   return (wid.x + wid.y * nwg.x) * 64u + lid;
@@ -107,21 +109,34 @@ fn sumSquares(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
 
 @compute @workgroup_size(64)
 fn groupError(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  // one invocation: rows n0 … n0 + 3 of one group, x and delta read as vec4
   let groups = params.k / params.groupSize;
+  let quads = (params.n + 3u) / 4u;
   let id = flatIndex(wid, nwg, lid);
-  if (id >= params.n * groups) { return; }
-  let row = id / groups;
+  if (id >= quads * groups) { return; }
+  let n0 = (id / groups) * 4u;
   let g = id % groups;
-  let d0 = row * params.k + g * params.groupSize;
-  let col0 = g * params.groupSize;
-  var err = 0.0;
+  let k4 = params.k / 4u;
+  let c0 = g * params.groupSize / 4u;
+  let width = params.groupSize / 4u;
+  // rows past n read row n − 1 again and are not written
+  let r1 = min(n0 + 1u, params.n - 1u);
+  let r2 = min(n0 + 2u, params.n - 1u);
+  let r3 = min(n0 + 3u, params.n - 1u);
+  var err = vec4<f32>(0.0);
   for (var t = 0u; t < params.count; t++) {
-    let x0 = t * params.k + col0;
-    var dot = 0.0;
-    for (var j = 0u; j < params.groupSize; j++) {
-      dot += a[x0 + j] * b[d0 + j];
+    var acc = vec4<f32>(0.0);
+    for (var j = 0u; j < width; j++) {
+      let xv = x4[t * k4 + c0 + j];
+      acc += vec4<f32>(
+        dot(xv, d4[n0 * k4 + c0 + j]),
+        dot(xv, d4[r1 * k4 + c0 + j]),
+        dot(xv, d4[r2 * k4 + c0 + j]),
+        dot(xv, d4[r3 * k4 + c0 + j]));
     }
-    err += dot * dot;
+    err += acc * acc;
   }
-  out[id] = err;
+  for (var i = 0u; i < 4u; i++) {
+    if (n0 + i < params.n) { out[(n0 + i) * groups + g] = err[i]; }
+  }
 }

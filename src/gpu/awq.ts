@@ -108,10 +108,10 @@ export class AwqSearch {
     const pipeline = cachedPipeline(this.device, 'awq', awqWgsl, 'groupError', {});
     this.pass(encoder, pipeline, [
       { binding: 0, resource: { buffer: params } },
-      { binding: 1, resource: { buffer: x, offset: 0, size: tokens * k * 4 } },
-      { binding: 2, resource: { buffer: delta, offset: 0, size: n * k * 4 } },
       { binding: 3, resource: { buffer: err, offset: 0, size: n * (k / groupSize) * 4 } },
-    ], Math.ceil((n * (k / groupSize)) / 64), 'awq.groupError');
+      { binding: 4, resource: { buffer: x, offset: 0, size: tokens * k * 4 } },
+      { binding: 5, resource: { buffer: delta, offset: 0, size: n * k * 4 } },
+    ], Math.ceil((Math.ceil(n / 4) * (k / groupSize)) / 64), 'awq.groupError');
   }
 
   private releaseUniforms(): void {

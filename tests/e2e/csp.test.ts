@@ -4,7 +4,9 @@
  * WebAssembly (onnxruntime-web's need, 'wasm-unsafe-eval'), no violation is
  * reported while the page starts; eval and a request to another origin are
  * refused in the page and in the worker (the header covers the worker, the
- * meta tag the page), each reported as a violation.
+ * meta tag the page), each reported as a violation. And imported text is
+ * never markup: a results file whose model name, source, device and error
+ * hold `<img onerror>` shows them as text, in the table and on the frontier.
  */
 import type { Browser, Page, Worker } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -108,4 +110,26 @@ describe('Content-Security-Policy', () => {
     });
     expect(outcome).toEqual({ evalResult: 'EvalError', fetchResult: 'TypeError', wasm: 'compiled' });
   });
+
+  it('shows imported labels holding <img onerror> as text: no element is created, nothing runs', async () => {
+    const evil = '<img src=x onerror="window.__pwned=1">';
+    const result = (id: string, bits: 4 | null, ppl: number) => ({
+      id: `${id}${evil}`,
+      spec: { model: { kind: 'hub', repo: `evil/${evil}`, revision: 'main' }, method: bits === null ? { id: 'none' } : { id: 'rtn', bits, groupSize: 128, symmetric: false }, eval: { protocol: 'gptq', windowLength: 128, windows: 1 } },
+      status: 'done', createdAt: '2026-01-01T00:00:00Z',
+      device: { vendor: evil, architecture: evil, description: evil, features: [evil] },
+      protocol: { protocol: 'gptq', windowLength: 128, windowsTotal: 10, windows: 1, scoredTokens: 127, textTokens: 1000 },
+      metrics: { perplexity: ppl, perplexitySe: 1, meanNll: Math.log(ppl), meanNllSe: 0.01, meanNllSeByWindow: 0.01, nllSum: 127 * Math.log(ppl), bitsPerWeight: bits ?? 32, weightBytes: 1e6 * (bits ?? 32), peakBytes: 4e7, peakByCategory: {}, quantizedParams: 1, totalParams: 1, prefillTokensPerSecond: 10, decodeTokensPerSecond: 5, prefillGpuTokensPerSecond: null, decodeGpuTokensPerSecond: null },
+      timing: {}, kernels: [evil], windowNll: [127 * Math.log(ppl)], methodReport: { note: evil }, error: evil, source: evil,
+    });
+    await page.getByTestId('import-file').setInputFiles({ name: 'evil.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify([result('a', null, 20), result('b', 4, 22)])) });
+    await page.getByTestId('result-row').first().waitFor({ timeout: 10_000 });
+    await page.getByTestId('frontier-plot').locator('g.point').first().hover();
+    await page.waitForTimeout(300);
+    const dom = await page.evaluate(() => ({ imgs: document.querySelectorAll('img').length, pwned: (window as unknown as { __pwned?: number }).__pwned ?? 0, text: document.body.innerText }));
+    expect(dom.imgs).toBe(0);
+    expect(dom.pwned).toBe(0);
+    expect(dom.text).toContain('<img src=x onerror=');
+  });
 });
+

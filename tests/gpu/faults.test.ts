@@ -136,9 +136,12 @@ describe('device loss', () => {
     expect(r.partial).toMatchObject({ stage: 'load', done: 5, windowsDone: 0 });
     expect(r.error).toMatch(/while loading the model onto the GPU \(tensor 5 of \d+\)/);
     expect(ledger.snapshot()).toMatchObject({ currentTotal: 0, buffers: 0 });
-    // a run on a lost device ends at once, the same way
-    const again = await runExperiment(spec(2), options({ device: lost, source: tinyModel() }));
+    // a run on a lost device ends at once, the same way; a token riding on its model reference stays out of the Result
+    const leaky = { ...spec(2), model: { kind: 'local', name: 'tiny-llama', token: 'hf_secret123' } as unknown as ExperimentSpec['model'] };
+    const again = await runExperiment(leaky, options({ device: lost, source: tinyModel() }));
     expect(again.status).toBe('interrupted');
+    expect(again.spec.model).toEqual({ kind: 'local', name: 'tiny-llama' });
+    expect(JSON.stringify(again)).not.toContain('hf_secret123');
     // another device goes on
     const ok = await runExperiment(spec(2), options({ source: tinyModel() }));
     expect(ok.status).toBe('done');

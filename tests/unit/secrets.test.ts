@@ -4,8 +4,12 @@
  * link, an exported or imported result, or the stored record — also when a
  * token rides along on a model reference by mistake (a settings object spread
  * into it). Downloads go through the real Hub client (src/lab/hub.ts via
- * ModelSources) against a repository served from memory.
+ * ModelSources) against a repository served from memory. And imported text
+ * is never markup: the page's only raw-HTML sinks are the two SVG builders,
+ * which escape every label (tests/e2e/csp.test.ts imports such a file into the page).
  */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { ExperimentSpec, Result } from '../../src/core/experiment';
 import { parseResultsFile } from '../../src/core/results-import';
@@ -110,3 +114,43 @@ describe('an access token', () => {
     expect(JSON.stringify(kv.data.get(STORE_KEY))).not.toContain(TOKEN);
   });
 });
+
+describe('imported text', () => {
+  it('reaches raw HTML only through the SVG builders, which escape it', () => {
+    const sinks: string[] = [];
+    const walk = (dir: string) => {
+      for (const entry of readdirSync(dir, { withFileTypes: true })) {
+        const path = join(dir, entry.name);
+        if (entry.isDirectory()) walk(path);
+        else if (/\.(ts|svelte)$/.test(entry.name)) {
+          readFileSync(path, 'utf8').split('\n').forEach((line, i) => {
+            if (/\{@html\s|\.innerHTML\s*=|\.outerHTML\s*=|insertAdjacentHTML|document\.write\(|new DOMParser/.test(line)) sinks.push(`${path}:${i + 1}: ${line.trim()}`);
+          });
+        }
+      }
+    };
+    walk('src');
+    // frontierSvg (src/ui/plot.ts) escapes every label it writes; the inspector's SVGs hold layer names of the loaded model only
+    const allowed = [/^src\/ui\/FrontierPlot\.svelte:\d+: \{@html svg\}$/, /^src\/ui\/LayerInspector\.svelte:\d+: .*\{@html (heatmap|histogramSvg\(histogram\))\}/];
+    expect(sinks.filter((s) => !allowed.some((re) => re.test(s)))).toEqual([]);
+  });
+
+  it('with <img onerror> in every label of an imported result stays text in the frontier SVG', () => {
+    const evil = '<img src=x onerror="alert(1)"><script>alert(2)</script>';
+    const r = {
+      id: `id${evil}`, spec: { model: { kind: 'hub', repo: `o/${evil}`, revision: evil }, method: { id: 'rtn', bits: 4, groupSize: 128, symmetric: false }, eval: { protocol: 'gptq', windowLength: 128, windows: 1 } },
+      status: 'done', createdAt: '2026-01-01T00:00:00Z', device: { vendor: evil, architecture: evil, description: evil, features: [evil] },
+      protocol: { protocol: 'gptq', windowLength: 128, windowsTotal: 10, windows: 1, scoredTokens: 127, textTokens: 1000 },
+      metrics: { perplexity: 20, perplexitySe: 1, meanNll: 3, meanNllSe: 0.1, meanNllSeByWindow: 0.1, nllSum: 381, bitsPerWeight: 4.5, weightBytes: 1e6, peakBytes: 2e6, peakByCategory: {}, quantizedParams: 1, totalParams: 1, prefillTokensPerSecond: 1, decodeTokensPerSecond: 1, prefillGpuTokensPerSecond: null, decodeGpuTokensPerSecond: null },
+      timing: {}, kernels: [evil], windowNll: [381], methodReport: {}, error: evil, source: evil,
+    };
+    const parsed = parseResultsFile(JSON.stringify([r, { ...r, id: 'second', metrics: { ...r.metrics, weightBytes: 2e6, perplexity: 19 } }]), evil);
+    expect('results' in parsed).toBe(true);
+    const svg = frontierSvg((parsed as { results: Result[] }).results, { x: 'weightMB', y: 'perplexity', width: 500, height: 300, pinnedId: 'second' });
+    // every tag with its quoted attribute values emptied (a quote inside a value is escaped as &quot;)
+    const tags = (svg.match(/<[^>]*>/g) ?? []).map((t) => t.replace(/"[^"]*"/g, '""'));
+    expect(tags.filter((t) => /^<\/?(img|script|iframe|foreignObject|a)\b/i.test(t) || /\son\w+\s*=/i.test(t))).toEqual([]);
+    expect(svg).toContain('&lt;img src=x onerror=&quot;alert(1)&quot;&gt;');
+  });
+});
+

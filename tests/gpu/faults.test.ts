@@ -24,6 +24,7 @@ import { describeAdapter, requestLabDevice, type AdapterReport } from '../../src
 import { MemoryLedger } from '../../src/gpu/ledger';
 import { blobSource, loadModel, type ModelSource } from '../../src/lab/load';
 import { runExperiment, type RunOptions } from '../../src/lab/run';
+import { withGpuErrorScopes } from '../../src/lab/faults';
 
 /** the tiny model's files, with `poison` applied to one checkpoint tensor (element 7) */
 function tinyModel(poison?: { tensor: string; value: number }): ModelSource {
@@ -157,6 +158,19 @@ describe('limits', () => {
     const run = runExperiment(spec(2), options({ device: limited, ledger, source: tinyModel() }));
     await expect(run).rejects.toThrow(/^f32 at a window of 32 does not fit this GPU: its largest buffer \(embed\.tokens, 76\.8 kB\) is over the adapter's maxBufferSize of 65\.5 kB\. What would fit: RTN W8 row with the embeddings and head quantized too \([\d.]+ kB\)\.$/);
     expect(ledger.snapshot().buffers).toBe(0);
+  });
+
+  it('a GPU error inside a run (here a buffer the device refuses) ends it with a message, not with numbers', async () => {
+    const ledger = new MemoryLedger(device);
+    const failing = withGpuErrorScopes(device, 'the test run', async () => {
+      // MAP_READ may only go with COPY_DST: Dawn raises a validation error, and the buffer is invalid
+      ledger.createBuffer('scratch', 64, GPUBufferUsage.MAP_READ | GPUBufferUsage.STORAGE, 'refused buffer');
+      return 'numbers';
+    });
+    await expect(failing).rejects.toThrow(/^The GPU refused an operation during the test run \(.+\): the run's numbers could not be trusted/);
+    ledger.releaseAll();
+    // the scopes are popped: the device works on
+    await expect(withGpuErrorScopes(device, 'the next run', async () => 'fine')).resolves.toBe('fine');
   });
 });
 

@@ -2,7 +2,7 @@
  * `npm run lab -- export`: quantize a model with a method and write it in a
  * format an inference engine loads.
  *
- *   npm run lab -- export --model qlab-llama-6m --method rtn --bits 4 --group 128 \
+ *   npm run lab -- export --model qlab-llama-6m --method rtn|awq|gptq|hqq --bits 4 --group 128 \
  *       --format onnx|autoawq --out exported [--sym] [--head] [--embed] [--verify [--slice N] [--seqlen N]]
  *
  * --format onnx      model.onnx (MatMulNBits for the quantized linears, src/export/onnx.ts)
@@ -25,7 +25,7 @@ import { evalWindows, type ProtocolName } from '../core/protocols';
 import { exportAutoAwq } from '../export/autoawq';
 import { exportOnnx } from '../export/onnx';
 import { nodeOrt, onnxPerplexity } from '../export/onnx-verify';
-import { collectWeights, modelReader, prepareWeights } from '../export/weights';
+import { collectWeights, exportNeeds, modelReader, prepareWeights } from '../export/weights';
 import { loadModel } from '../lab/load';
 import { runExperiment } from '../lab/run';
 import { directorySource } from '../lab/source-node';
@@ -95,7 +95,7 @@ export function parseExportArgs(argv: string[]): ExportArgs {
   return a;
 }
 
-/** The method spec the flags describe (rtn and none here; calibrated methods once src/export/weights.ts dispatches them). */
+/** The method spec the flags describe: none, or rtn / awq / gptq / hqq with the scheme flags (each method's defaults otherwise). */
 export function exportMethod(a: ExportArgs): MethodSpec {
   if (a.method === 'none' || a.method === 'f32') return { id: 'none' };
   return { id: a.method, bits: a.bits, groupSize: a.group, symmetric: a.symmetric, quantizeHead: a.head, quantizeEmbeddings: a.embed } as MethodSpec;
@@ -123,9 +123,23 @@ export async function exportCommand(argv: string[]): Promise<void> {
   console.log(`${a.model}: ${model.config.family}, ${model.config.numLayers} layers, hidden ${model.config.hiddenSize}; method ${methodName(method)}; format ${a.format}`);
 
   const t0 = performance.now();
-  const prepared = await prepareWeights(method, model.config, modelReader(model));
+  // AWQ and GPTQ calibrate on the GPU (Dawn) with public/data/calibration.txt
+  const needs = exportNeeds(method);
+  const gpu = needs.device ? await nodeDevice() : null;
+  const calibrationTokens = needs.calibration ? model.tokenizer!.encode(readFileSync(join(root, 'public/data/calibration.txt'), 'utf8')) : undefined;
+  let prepared;
+  try {
+    prepared = await prepareWeights(method, model.config, modelReader(model), {
+      device: gpu?.device, calibrationTokens,
+      onProgress: (p) => process.stderr.write(`\r${p.stage} ${p.done}${p.total ? `/${p.total}` : ''} ${p.item ?? ''}   `),
+    });
+  } catch (error) {
+    gpu?.device.destroy();
+    throw error;
+  }
   const weights = await collectWeights(model.config, prepared, (done, total) => process.stderr.write(`\rquantize [${'#'.repeat(Math.round((done / total) * 30)).padEnd(30, '.')}] ${done}/${total}`));
   process.stderr.write('\n');
+  gpu?.device.destroy();
   mkdirSync(a.out, { recursive: true });
   for (const f of MODEL_FILES) if (existsSync(join(dir, f))) copyFileSync(join(dir, f), join(a.out, f));
   const sourceConfig = parseJsonObject(readFileSync(join(dir, 'config.json'), 'utf8'), 'config.json');

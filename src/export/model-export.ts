@@ -14,7 +14,7 @@ import { loadModel } from '../lab/load';
 import { exportAutoAwq } from './autoawq';
 import { exportOnnx } from './onnx';
 import { onnxPerplexity, type OnnxRunOptions } from './onnx-verify';
-import { collectWeights, modelReader, prepareWeights } from './weights';
+import { collectWeights, exportNeeds, modelReader, prepareWeights } from './weights';
 import { zipStore, type ZipEntry } from './zip';
 
 export type ExportFormat = 'onnx' | 'autoawq';
@@ -58,7 +58,9 @@ export interface ExportDeps {
   source: ModelSource;
   /** the WikiText-2 test text (verify only) */
   text?: () => Promise<string>;
-  device?: GPUDevice;
+  /** a GPU device and the calibration text, for methods that calibrate (AWQ, GPTQ) */
+  device?: () => Promise<GPUDevice>;
+  calibrationText?: () => Promise<string>;
   signal?: AbortSignal;
   /** how onnxruntime-web is loaded (verify only): browserOrt in the page's worker, nodeOrt in Node */
   ort?: OnnxRunOptions['ort'];
@@ -82,8 +84,17 @@ export async function exportModel(request: ExportRequest, deps: ExportDeps): Pro
   const { source, signal } = deps;
   const progress = (p: ExportProgress) => deps.onProgress?.(p);
   progress({ stage: 'load', done: 0, total: 1, detail: source.name });
-  const model = await loadModel(source, { tokenizer: request.action.kind === 'verify' });
-  const prepared = await prepareWeights(request.result.spec.method, model.config, modelReader(model), { device: deps.device, signal });
+  const method = request.result.spec.method;
+  const needs = exportNeeds(method);
+  const model = await loadModel(source, { tokenizer: request.action.kind === 'verify' || needs.calibration });
+  if (needs.device && !deps.device) throw new Error(`${methodName(method)} calibrates on the GPU, which this export was not given.`);
+  if (needs.calibration && !deps.calibrationText) throw new Error(`${methodName(method)} needs the calibration text, which this export was not given.`);
+  const device = needs.device ? await deps.device!() : undefined;
+  const calibrationTokens = needs.calibration ? model.tokenizer!.encode(await deps.calibrationText!()) : undefined;
+  const prepared = await prepareWeights(method, model.config, modelReader(model), {
+    device, calibrationTokens, signal,
+    onProgress: (p) => progress({ stage: 'quantize', done: p.done, total: p.total, detail: p.item ?? p.stage }),
+  });
   const weights = await collectWeights(model.config, prepared, (done, total) => {
     signal?.throwIfAborted();
     progress({ stage: 'quantize', done, total });
@@ -123,6 +134,14 @@ export async function exportModel(request: ExportRequest, deps: ExportDeps): Pro
     onnxPerplexity: onnx.perplexity, labPerplexity, differencePercent: ((onnx.perplexity - labPerplexity) / labPerplexity) * 100,
     runtime: onnx.runtime, seconds: onnx.seconds,
   };
+}
+
+/** Fetches the calibration text (public/data/calibration.txt) from the lab's site, for AWQ and GPTQ exports. */
+export async function fetchCalibrationText(siteRoot: URL, fetchFn: typeof fetch = fetch): Promise<string> {
+  const url = new URL('data/calibration.txt', siteRoot).href;
+  const response = await fetchFn(url);
+  if (!response.ok) throw new Error(`Downloading the calibration text (${url}) failed with HTTP ${response.status}: the site is missing data/calibration.txt.`);
+  return response.text();
 }
 
 /** Fetches and checks the WikiText-2 test text from the lab's site (the worker's verify). */

@@ -10,10 +10,13 @@
  */
 import { blockLinears, linearShape, type DecoderConfig } from '../core/decoder';
 import { dequantize, type PackedLinear } from '../core/quant/format';
-import type { MethodSpec } from '../core/experiment';
+import { methodName, type MethodSpec } from '../core/experiment';
 import type { TensorReader } from '../gpu/model';
 import type { LoadedModel } from '../lab/load';
-import type { PreparedWeights } from '../lab/methods/method';
+import { awq } from '../lab/methods/awq';
+import { gptq } from '../lab/methods/gptq';
+import { hqq } from '../lab/methods/hqq';
+import type { MethodProgress, PreparedWeights } from '../lab/methods/method';
 import { rtn } from '../lab/methods/rtn';
 
 /** One linear layer: either packed or f32 W[n, k], with its bias. */
@@ -62,21 +65,53 @@ export function modelReader(model: LoadedModel): TensorReader {
   return async (name) => (names.has(name) ? model.getTensor(name) : null);
 }
 
-/** The method's weights for a method spec (the same dispatch as a run). */
-export async function prepareWeights(method: MethodSpec, config: DecoderConfig, read: TensorReader, options: { device?: GPUDevice; signal?: AbortSignal } = {}): Promise<PreparedWeights> {
+export interface PrepareOptions {
+  /** the GPU, for methods that calibrate there (AWQ, GPTQ) */
+  device?: GPUDevice;
+  /** the calibration text tokenized with the model's tokenizer (AWQ, GPTQ) */
+  calibrationTokens?: number[];
+  signal?: AbortSignal;
+  onProgress?: (p: MethodProgress) => void;
+}
+
+/** What a method needs before it can be exported: a GPU and calibration text (AWQ, GPTQ), or nothing. */
+export function exportNeeds(method: MethodSpec): { device: boolean; calibration: boolean } {
+  const calibrated = method.id === 'awq' || method.id === 'gptq';
+  return { device: calibrated, calibration: calibrated };
+}
+
+/**
+ * The method's weights for a method spec, through the same method objects a
+ * run uses. Methods whose layers are not packed weights alone (activation
+ * quantization, mixed row sets) have no export form and are refused.
+ */
+export async function prepareWeights(method: MethodSpec, config: DecoderConfig, read: TensorReader, options: PrepareOptions = {}): Promise<PreparedWeights> {
+  const common = { config, read, device: options.device, signal: options.signal, onProgress: options.onProgress };
   switch (method.id) {
     case 'none':
       return { read, quantize: () => null, report: {} };
     case 'rtn':
-      return rtn.prepare({ config, read, params: method, device: options.device, signal: options.signal });
+      return rtn.prepare({ ...common, params: method });
+    case 'hqq':
+      return hqq.prepare({ ...common, params: method });
+    case 'awq':
+      return awq.prepare({ ...common, params: method, calibrationTokens: options.calibrationTokens });
+    case 'gptq':
+      return gptq.prepare({ ...common, params: method, calibrationTokens: options.calibrationTokens });
     default:
-      throw new Error(`export: method "${(method as { id: string }).id}" has no export path yet (export knows none and rtn).`);
+      throw new Error(
+        `export: ${methodName(method)} computes with layers of its own (quantized activations or mixed row sets), ` +
+          `which have no MatMulNBits or AutoAWQ form: export an RTN, AWQ, GPTQ or HQQ result.`,
+      );
   }
 }
 
 /** Reads every tensor through `prepared`, quantizing in the executor's order. */
 export async function collectWeights(config: DecoderConfig, prepared: PreparedWeights, onProgress?: (done: number, total: number) => void): Promise<ExportWeights> {
   const c = config;
+  if (prepared.layer || prepared.activationBits) {
+    throw new Error('export: this method computes with layers of its own (quantized activations or mixed row sets), which have no MatMulNBits or AutoAWQ form.');
+  }
   const total = 3 + c.numLayers;
   let done = 0;
   const tick = () => onProgress?.(++done, total);

@@ -18,6 +18,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const root = new URL('../..', import.meta.url).pathname;
   // QLAB_E2E_OUT lets several e2e runs share one checkout without overwriting each other's build
   const outDir = process.env.QLAB_E2E_OUT ?? 'dist';
+  // the page may fetch from local stand-ins for the Hub (tests/e2e/hub.test.ts): loopback joins connect-src (vite.config.ts)
+  process.env.QLAB_HUB_ORIGINS = [process.env.QLAB_HUB_ORIGINS, 'http://127.0.0.1:*'].filter(Boolean).join(' ');
   await build({ root, logLevel: 'warn', build: { outDir, emptyOutDir: true } });
   const server = await preview({
     root,

@@ -18,7 +18,8 @@
 //            whose pivot was not positive
 //
 // Bindings (group 0): 0 h  1 diag (rw)  2 a (rw)  3 perm  4 params (uniform)
-//                     5 status (rw)  6 xinv (rw)
+//                     5 status (rw)  6 xinv (rw)  7 a4: a as vec4 (rw)
+//                     8 xinv4: xinv as vec4 (rw)
 //
 // Entry points (2D dispatch, workgroups numbered wid.x + wid.y · nwg.x):
 //   diagonal   diag[j] = H[j, j]; 64 per workgroup.
@@ -37,6 +38,15 @@
 //              X_ij = −X_ii · Σ_{j ≤ c < i} L_ic X_cj. One 64-invocation
 //              workgroup per block, products in workgroup memory.
 //   reverse    a[i, j] = X[K−1−i, K−1−j] for i ≤ j, else 0; 256 per workgroup.
+//
+// For CPU adapters (no workgroup memory, no barriers: a CPU driver switches
+// through every invocation at each barrier), straight from storage with vec4
+// loads, blocks held in mat4x4 values:
+//   cholUpdateCpu  the trailing update, one 8×8 lower block per invocation
+//                  (a seen as vec4, binding 7); 64 per workgroup.
+//   invColumnsCpu  X = L⁻¹ by forward substitution, four columns and four
+//                  rows at a time per invocation (L and X seen as vec4,
+//                  bindings 7 and 8); 64 per workgroup.
 
 const NB: u32 = 32u;
 const T: u32 = 64u;
@@ -57,6 +67,8 @@ struct Params {
 @group(0) @binding(4) var<uniform> params: Params;
 @group(0) @binding(5) var<storage, read_write> status: array<u32>;
 @group(0) @binding(6) var<storage, read_write> xinv: array<f32>;
+@group(0) @binding(7) var<storage, read_write> a4: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read_write> xinv4: array<vec4<f32>>;
 
 fn flatId(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, wg: u32) -> u32 {
   return (wid.x + wid.y * nwg.x) * wg + lid;
@@ -275,4 +287,135 @@ fn reverse(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid
   var v = 0.0;
   if (i <= j) { v = xinv[(k - 1u - i) * k + (k - 1u - j)]; }
   a[e] = v;
+}
+
+// ------------------------------------------------- CPU-shaped variants ----
+
+// M[c][r] = dot(a_r, b_c).
+fn dots(a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>,
+        b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) -> mat4x4<f32> {
+  return mat4x4<f32>(vec4<f32>(dot(a0, b0), dot(a1, b0), dot(a2, b0), dot(a3, b0)),
+                     vec4<f32>(dot(a0, b1), dot(a1, b1), dot(a2, b1), dot(a3, b1)),
+                     vec4<f32>(dot(a0, b2), dot(a1, b2), dot(a2, b2), dot(a3, b2)),
+                     vec4<f32>(dot(a0, b3), dot(a1, b3), dot(a2, b3), dot(a3, b3)));
+}
+
+// a[row, j0 … j0 + 7] −= (lo, hi), only where the column is ≤ row when `diagonal`.
+fn subtractRow(row: u32, j0: u32, lo: vec4<f32>, hi: vec4<f32>, diagonal: bool) {
+  let at = (row * params.k + j0) / 4u;
+  let cols = vec4<u32>(0u, 1u, 2u, 3u) + vec4<u32>(j0);
+  var mLo = vec4<bool>(true);
+  var mHi = vec4<bool>(true);
+  if (diagonal) {
+    mLo = cols <= vec4<u32>(row);
+    mHi = cols + vec4<u32>(4u) <= vec4<u32>(row);
+  }
+  a4[at] = select(a4[at], a4[at] - lo, mLo);
+  a4[at + 1u] = select(a4[at + 1u], a4[at + 1u] - hi, mHi);
+}
+
+@compute @workgroup_size(64)
+fn cholUpdateCpu(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
+                 @builtin(num_workgroups) nwg: vec3<u32>) {
+  let k = params.k;
+  let kv = k / 4u;
+  let b = params.b;
+  let start = b + NB;
+  let blocks = (k - start) / 8u;
+  let id = flatId(wid, nwg, lid, 64u);
+  if (id >= blocks * (blocks + 1u) / 2u) { return; }
+  let blk = lowerTile(id);
+  let i0 = start + blk.x * 8u;
+  let j0 = start + blk.y * 8u;
+  let ri = i0 * kv + b / 4u;
+  let rj = j0 * kv + b / 4u;
+  var c00 = mat4x4<f32>();
+  var c01 = mat4x4<f32>();
+  var c10 = mat4x4<f32>();
+  var c11 = mat4x4<f32>();
+  for (var t = 0u; t < NB / 4u; t++) {
+    let a0 = a4[ri + t];
+    let a1 = a4[ri + kv + t];
+    let a2 = a4[ri + 2u * kv + t];
+    let a3 = a4[ri + 3u * kv + t];
+    let a4v = a4[ri + 4u * kv + t];
+    let a5 = a4[ri + 5u * kv + t];
+    let a6 = a4[ri + 6u * kv + t];
+    let a7 = a4[ri + 7u * kv + t];
+    let b0 = a4[rj + t];
+    let b1 = a4[rj + kv + t];
+    let b2 = a4[rj + 2u * kv + t];
+    let b3 = a4[rj + 3u * kv + t];
+    let b4 = a4[rj + 4u * kv + t];
+    let b5 = a4[rj + 5u * kv + t];
+    let b6 = a4[rj + 6u * kv + t];
+    let b7 = a4[rj + 7u * kv + t];
+    c00 += dots(a0, a1, a2, a3, b0, b1, b2, b3);
+    c01 += dots(a0, a1, a2, a3, b4, b5, b6, b7);
+    c10 += dots(a4v, a5, a6, a7, b0, b1, b2, b3);
+    c11 += dots(a4v, a5, a6, a7, b4, b5, b6, b7);
+  }
+  // Row r of the block: transpose(c·)[r] holds its columns.
+  let diagonal = blk.x == blk.y;
+  let t00 = transpose(c00);
+  let t01 = transpose(c01);
+  let t10 = transpose(c10);
+  let t11 = transpose(c11);
+  subtractRow(i0 + 0u, j0, t00[0], t01[0], diagonal);
+  subtractRow(i0 + 1u, j0, t00[1], t01[1], diagonal);
+  subtractRow(i0 + 2u, j0, t00[2], t01[2], diagonal);
+  subtractRow(i0 + 3u, j0, t00[3], t01[3], diagonal);
+  subtractRow(i0 + 4u, j0, t10[0], t11[0], diagonal);
+  subtractRow(i0 + 5u, j0, t10[1], t11[1], diagonal);
+  subtractRow(i0 + 6u, j0, t10[2], t11[2], diagonal);
+  subtractRow(i0 + 7u, j0, t10[3], t11[3], diagonal);
+}
+
+// L[i, j] (row-major in a, read as vec4).
+fn lAt(i: u32, j: u32) -> f32 {
+  let e = i * params.k + j;
+  return a4[e / 4u][e % 4u];
+}
+
+@compute @workgroup_size(64)
+fn invColumnsCpu(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
+                 @builtin(num_workgroups) nwg: vec3<u32>) {
+  let k = params.k;
+  let kv = k / 4u;
+  let q = flatId(wid, nwg, lid, 64u);
+  if (q >= kv) { return; }
+  let c0 = q * 4u;
+  // Columns c0 … c0 + 3 of L X = I, rows four at a time (i0 … i0 + 3):
+  //   x_i = (e_i − Σ_{c0 ≤ p < i} L_ip x_p) / L_ii
+  // where x_p is zero in the columns right of p, so the four columns start
+  // together. The sum over p < i0 is a 4×4 block product (vec4 loads); the
+  // rows of the quartet then follow each other.
+  for (var i0 = c0; i0 < k; i0 += 4u) {
+    var acc = mat4x4<f32>();  // acc[c][r] = Σ_p L[i0 + r, p] · X[p, c0 + c]
+    for (var p = c0; p < i0; p += 4u) {
+      let lr = (i0 * k + p) / 4u;
+      let xp = transpose(mat4x4<f32>(xinv4[p * kv + q], xinv4[(p + 1u) * kv + q],
+                                     xinv4[(p + 2u) * kv + q], xinv4[(p + 3u) * kv + q]));
+      acc += dots(a4[lr], a4[lr + kv], a4[lr + 2u * kv], a4[lr + 3u * kv], xp[0], xp[1], xp[2], xp[3]);
+    }
+    let s = transpose(acc);  // s[r] = row i0 + r, over the four columns
+    var e0 = vec4<f32>(0.0);
+    var e1 = vec4<f32>(0.0);
+    var e2 = vec4<f32>(0.0);
+    var e3 = vec4<f32>(0.0);
+    if (i0 == c0) {
+      e0 = vec4<f32>(1.0, 0.0, 0.0, 0.0);
+      e1 = vec4<f32>(0.0, 1.0, 0.0, 0.0);
+      e2 = vec4<f32>(0.0, 0.0, 1.0, 0.0);
+      e3 = vec4<f32>(0.0, 0.0, 0.0, 1.0);
+    }
+    let x0 = (e0 - s[0]) / lAt(i0, i0);
+    let x1 = (e1 - s[1] - lAt(i0 + 1u, i0) * x0) / lAt(i0 + 1u, i0 + 1u);
+    let x2 = (e2 - s[2] - lAt(i0 + 2u, i0) * x0 - lAt(i0 + 2u, i0 + 1u) * x1) / lAt(i0 + 2u, i0 + 2u);
+    let x3 = (e3 - s[3] - lAt(i0 + 3u, i0) * x0 - lAt(i0 + 3u, i0 + 1u) * x1 - lAt(i0 + 3u, i0 + 2u) * x2) / lAt(i0 + 3u, i0 + 3u);
+    xinv4[i0 * kv + q] = x0;
+    xinv4[(i0 + 1u) * kv + q] = x1;
+    xinv4[(i0 + 2u) * kv + q] = x2;
+    xinv4[(i0 + 3u) * kv + q] = x3;
+  }
 }

@@ -6,7 +6,8 @@
 // are read), h [K, K] (symmetric, both triangles kept).
 //
 // Bindings (group 0): 0 x: array<f32>   1 h: array<f32> (read_write)
-//                     2 params: uniform Params
+//                     2 params: uniform Params   3 x4: the same x as vec4
+//                     (hessianCpu only)
 //
 // Entry point `hessian`: one workgroup of 256 invocations per 64×64 tile of
 // H on or above the diagonal (ti ≤ tj; ⌈K/64⌉·(⌈K/64⌉+1)/2 workgroups, 2D
@@ -14,6 +15,12 @@
 // workgroup memory 32 at a time; each invocation sums a 4×4 block. A tile
 // above the diagonal also writes its mirror below it, so H stays symmetric at
 // half the work; a diagonal tile writes only its own elements (each once).
+//
+// Entry point `hessianCpu` (CPU adapters, K % 8 = 0): no workgroup memory and
+// no barriers (a CPU driver switches through every invocation at each one);
+// one invocation per 8×8 block on or above the diagonal, straight from
+// storage with vec4 loads (4 loads per 64 multiply-adds), the block held in
+// four mat4x4 values; 64 invocations per workgroup.
 
 const T: u32 = 64u;
 const BK: u32 = 32u;
@@ -29,6 +36,7 @@ struct Params {
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> h: array<f32>;
 @group(0) @binding(2) var<uniform> params: Params;
+@group(0) @binding(3) var<storage, read> x4: array<vec4<f32>>;
 
 // [BK rows of X][64 columns], four consecutive columns per vec4.
 var<workgroup> xa: array<vec4<f32>, 512>;
@@ -93,4 +101,56 @@ fn hessian(@builtin(local_invocation_index) lid: u32,
       if (!diagonal) { h[gj * k + gi] += v; }
     }
   }
+}
+
+// M[c][r] = a[r] · b[c]: the block H[i0 + r, j0 + c] gets from one row of X.
+fn outer(a: vec4<f32>, b: vec4<f32>) -> mat4x4<f32> {
+  return mat4x4<f32>(a * b.x, a * b.y, a * b.z, a * b.w);
+}
+
+// Adds the 4×4 quadrant m (m[c][r] → H[i0 + r, j0 + c]), and its mirror when `mirror`.
+fn addQuad(m: mat4x4<f32>, i0: u32, j0: u32, mirror: bool) {
+  let k = params.k;
+  for (var c = 0u; c < 4u; c++) {
+    let col = m[c];
+    for (var r = 0u; r < 4u; r++) {
+      h[(i0 + r) * k + j0 + c] += col[r];
+      if (mirror) { h[(j0 + c) * k + i0 + r] += col[r]; }
+    }
+  }
+}
+
+@compute @workgroup_size(64)
+fn hessianCpu(@builtin(local_invocation_index) lid: u32,
+              @builtin(workgroup_id) wid: vec3<u32>,
+              @builtin(num_workgroups) nwg: vec3<u32>) {
+  let kv = params.k / 4u;
+  let blocks = params.k / 8u;
+  let id = (wid.x + wid.y * nwg.x) * 64u + lid;
+  if (id >= blocks * (blocks + 1u) / 2u) { return; }
+  let blk = upperTile(id);
+  let ai = blk.x * 2u;
+  let bj = blk.y * 2u;
+  var c00 = mat4x4<f32>();
+  var c01 = mat4x4<f32>();
+  var c10 = mat4x4<f32>();
+  var c11 = mat4x4<f32>();
+  for (var r = 0u; r < params.rows; r++) {
+    let base = (params.rowOffset + r) * kv;
+    let a0 = x4[base + ai];
+    let a1 = x4[base + ai + 1u];
+    let b0 = x4[base + bj];
+    let b1 = x4[base + bj + 1u];
+    c00 += outer(a0, b0);
+    c01 += outer(a0, b1);
+    c10 += outer(a1, b0);
+    c11 += outer(a1, b1);
+  }
+  let i0 = blk.x * 8u;
+  let j0 = blk.y * 8u;
+  let mirror = blk.x != blk.y;
+  addQuad(c00, i0, j0, mirror);
+  addQuad(c01, i0, j0 + 4u, mirror);
+  addQuad(c10, i0 + 4u, j0, mirror);
+  addQuad(c11, i0 + 4u, j0 + 4u, mirror);
 }

@@ -17,6 +17,7 @@
 //
 // Bindings (group 0): 0 w0  1 h  2 w (rw)  3 u  4 e (rw)  5 scales (rw)
 //   6 zeros (rw)  7 perm  8 inv  9 codes (rw)  10 loss (rw)  11 params (uniform)
+//   12 w4 (rw)  13 e4  14 u4: w, e and u as vec4 (updateCpu only)
 //
 // Entry points (2D dispatch, workgroups numbered wid.x + wid.y · nwg.x):
 //   prepareWeights  w[r, j] = 0 if H[p, p] = 0 else w0[r, p], p = perm[j]; 256/wg.
@@ -31,6 +32,10 @@
 //                   (no barriers: for CPU adapters), 64 per workgroup.
 //   update          W[:, i2:] −= E[:, :bw] · U[i1:i2, i2:], i2 = i1 + bw; 64×64
 //                   output tiles, 256 invocations with 4×4 outputs each.
+//   updateCpu       the same update for CPU adapters (no workgroup memory, no
+//                   barriers): one 8×8 block of W per invocation straight from
+//                   storage with vec4 loads (w, e, u seen as vec4: bindings
+//                   12, 13, 14), held in mat4x4 values; 64 per workgroup.
 //   pack            one (row, 32 codes) per invocation, 64 per workgroup:
 //                   codes of original columns c read at w[r, inv[c]].
 
@@ -67,6 +72,9 @@ struct Params {
 @group(0) @binding(9) var<storage, read_write> codes: array<u32>;
 @group(0) @binding(10) var<storage, read_write> loss: array<f32>;
 @group(0) @binding(11) var<uniform> params: Params;
+@group(0) @binding(12) var<storage, read_write> w4: array<vec4<f32>>;
+@group(0) @binding(13) var<storage, read> e4: array<vec4<f32>>;
+@group(0) @binding(14) var<storage, read> u4: array<vec4<f32>>;
 
 fn flatId(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, wg: u32) -> u32 {
   return (wid.x + wid.y * nwg.x) * wg + lid;
@@ -246,6 +254,83 @@ fn update(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid:
       if (col < k) { w[row * k + col] -= acc[a][c]; }
     }
   }
+}
+
+// M[c][r] = dot(a_r, b_c).
+fn dots(a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>,
+        b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) -> mat4x4<f32> {
+  return mat4x4<f32>(vec4<f32>(dot(a0, b0), dot(a1, b0), dot(a2, b0), dot(a3, b0)),
+                     vec4<f32>(dot(a0, b1), dot(a1, b1), dot(a2, b1), dot(a3, b1)),
+                     vec4<f32>(dot(a0, b2), dot(a1, b2), dot(a2, b2), dot(a3, b2)),
+                     vec4<f32>(dot(a0, b3), dot(a1, b3), dot(a2, b3), dot(a3, b3)));
+}
+
+// w[row, c0 … c0 + 7] −= (lo, hi) for rows inside W.
+fn subtractW(row: u32, at: u32, lo: vec4<f32>, hi: vec4<f32>) {
+  if (row < params.n) {
+    w4[at] -= lo;
+    w4[at + 1u] -= hi;
+  }
+}
+
+@compute @workgroup_size(64)
+fn updateCpu(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
+             @builtin(num_workgroups) nwg: vec3<u32>) {
+  let k = params.k;
+  let kv = k / 4u;
+  let n = params.n;
+  let i2 = params.i1 + params.bw;
+  let blocksC = (k - i2) / 8u;
+  let id = flatId(wid, nwg, lid, 64u);
+  if (id >= blocksC * ((n + 7u) / 8u)) { return; }
+  // Column blocks fastest: the lanes a CPU driver runs together share their E rows.
+  let r0 = (id / blocksC) * 8u;
+  let c0 = i2 + (id % blocksC) * 8u;
+  let ev = BMAX / 4u;
+  // Rows past N repeat the last row (in bounds, never written).
+  let e0r = min(r0, n - 1u) * ev;
+  let e1r = min(r0 + 1u, n - 1u) * ev;
+  let e2r = min(r0 + 2u, n - 1u) * ev;
+  let e3r = min(r0 + 3u, n - 1u) * ev;
+  let e4r = min(r0 + 4u, n - 1u) * ev;
+  let e5r = min(r0 + 5u, n - 1u) * ev;
+  let e6r = min(r0 + 6u, n - 1u) * ev;
+  let e7r = min(r0 + 7u, n - 1u) * ev;
+  var c00 = mat4x4<f32>();
+  var c01 = mat4x4<f32>();
+  var c10 = mat4x4<f32>();
+  var c11 = mat4x4<f32>();
+  for (var t = 0u; t < params.bw / 4u; t++) {
+    let ub = (params.i1 + 4u * t) * kv + c0 / 4u;
+    // lo[c] = U[l … l + 3, c0 + c], hi[c] = U[l … l + 3, c0 + 4 + c].
+    let lo = transpose(mat4x4<f32>(u4[ub], u4[ub + kv], u4[ub + 2u * kv], u4[ub + 3u * kv]));
+    let hi = transpose(mat4x4<f32>(u4[ub + 1u], u4[ub + kv + 1u], u4[ub + 2u * kv + 1u], u4[ub + 3u * kv + 1u]));
+    let x0 = e4[e0r + t];
+    let x1 = e4[e1r + t];
+    let x2 = e4[e2r + t];
+    let x3 = e4[e3r + t];
+    let x4 = e4[e4r + t];
+    let x5 = e4[e5r + t];
+    let x6 = e4[e6r + t];
+    let x7 = e4[e7r + t];
+    c00 += dots(x0, x1, x2, x3, lo[0], lo[1], lo[2], lo[3]);
+    c01 += dots(x0, x1, x2, x3, hi[0], hi[1], hi[2], hi[3]);
+    c10 += dots(x4, x5, x6, x7, lo[0], lo[1], lo[2], lo[3]);
+    c11 += dots(x4, x5, x6, x7, hi[0], hi[1], hi[2], hi[3]);
+  }
+  let t00 = transpose(c00);
+  let t01 = transpose(c01);
+  let t10 = transpose(c10);
+  let t11 = transpose(c11);
+  let at = r0 * kv + c0 / 4u;
+  subtractW(r0 + 0u, at, t00[0], t01[0]);
+  subtractW(r0 + 1u, at + kv, t00[1], t01[1]);
+  subtractW(r0 + 2u, at + 2u * kv, t00[2], t01[2]);
+  subtractW(r0 + 3u, at + 3u * kv, t00[3], t01[3]);
+  subtractW(r0 + 4u, at + 4u * kv, t10[0], t11[0]);
+  subtractW(r0 + 5u, at + 5u * kv, t10[1], t11[1]);
+  subtractW(r0 + 6u, at + 6u * kv, t10[2], t11[2]);
+  subtractW(r0 + 7u, at + 7u * kv, t10[3], t11[3]);
 }
 
 @compute @workgroup_size(64)

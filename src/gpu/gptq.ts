@@ -154,8 +154,17 @@ export class HessianAccumulator {
   private rowsSeen = 0;
   private readonly uniforms: GPUBuffer[] = [];
 
-  constructor(private readonly ledger: MemoryLedger, readonly k: number, readonly label = `hessian[${k}]`) {
+  private readonly cpu: boolean;
+
+  constructor(
+    private readonly ledger: MemoryLedger,
+    readonly k: number,
+    readonly label = `hessian[${k}]`,
+    tuning: KernelTuning = tuningFor(ledger.device),
+  ) {
     if (!Number.isInteger(k) || k < 1) throw new Error(`${label}: K=${k} is not a positive integer.`);
+    // The CPU kernel reads 8 inputs at a time; GPTQ needs K % 32 = 0 anyway.
+    this.cpu = tuning.cpu && k % 8 === 0;
     checkBinding(ledger.device, `the Hessian of K=${k}`, k * k * 4);
     this.buffer = ledger.createBuffer('scratch', k * k * 4, storageUsage(), label);
   }
@@ -181,12 +190,12 @@ export class HessianAccumulator {
     const params = this.ledger.createBuffer('scratch', 16, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, `${label}.params`);
     this.uniforms.push(params);
     device.queue.writeBuffer(params, 0, new Uint32Array([k, rows, rowOffset, tiles]));
-    const pipeline = cachedPipeline(device, 'gptq_hessian', hessianWgsl, 'hessian', {});
+    const pipeline = cachedPipeline(device, 'gptq_hessian', hessianWgsl, this.cpu ? 'hessianCpu' : 'hessian', {});
     const bindGroup = device.createBindGroup({
       label,
       layout: pipeline.getBindGroupLayout(0),
       entries: [
-        { binding: 0, resource: { buffer: x } },
+        { binding: this.cpu ? 3 : 0, resource: { buffer: x } },
         { binding: 1, resource: { buffer: this.buffer } },
         { binding: 2, resource: { buffer: params } },
       ],
@@ -194,7 +203,9 @@ export class HessianAccumulator {
     const pass = encoder.beginComputePass({ label });
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
-    const [gx, gy] = dispatchGrid((tiles * (tiles + 1)) / 2, device.limits.maxComputeWorkgroupsPerDimension);
+    const blocks = k / 8;
+    const workgroups = this.cpu ? Math.ceil((blocks * (blocks + 1)) / 2 / 64) : (tiles * (tiles + 1)) / 2;
+    const [gx, gy] = dispatchGrid(workgroups, device.limits.maxComputeWorkgroupsPerDimension);
     pass.dispatchWorkgroups(gx, gy);
     pass.end();
     this.rowsSeen += rows;
@@ -276,8 +287,13 @@ export async function factorHessian(
       const rest = k - b - NB;
       if (rest <= 0) continue;
       chol.add({ pipeline: pipe('cholPanel'), bindings: { 2: u }, paramsBinding: 4, u32: [k, b], workgroups: Math.ceil(rest / 64) });
-      const tiles = Math.ceil(rest / TILE);
-      chol.add({ pipeline: pipe('cholUpdate'), bindings: { 2: u }, paramsBinding: 4, u32: [k, b, 0, tiles], workgroups: (tiles * (tiles + 1)) / 2 });
+      if (tuning.cpu) {
+        const blocks = rest / 8;
+        chol.add({ pipeline: pipe('cholUpdateCpu'), bindings: { 7: u }, paramsBinding: 4, u32: [k, b], workgroups: Math.ceil((blocks * (blocks + 1)) / 2 / 64) });
+      } else {
+        const tiles = Math.ceil(rest / TILE);
+        chol.add({ pipeline: pipe('cholUpdate'), bindings: { 2: u }, paramsBinding: 4, u32: [k, b, 0, tiles], workgroups: (tiles * (tiles + 1)) / 2 });
+      }
     }
     await chol.run();
     abortCheck(options.signal);
@@ -285,10 +301,14 @@ export async function factorHessian(
 
     const xinv = scratch(k * k * 4, 'gptq.Linv');
     const inv = new Batch(ledger, 'gptq inverse');
-    inv.add({ pipeline: pipe('invDiag'), bindings: { 2: u, 6: xinv }, paramsBinding: 4, u32: [k], workgroups: Math.ceil(k / 64) });
-    const blocks = k / NB;
-    for (let s = 1; s < blocks; s++) {
-      inv.add({ pipeline: pipe('invBlock'), bindings: { 2: u, 6: xinv }, paramsBinding: 4, u32: [k, 0, s], workgroups: blocks - s });
+    if (tuning.cpu) {
+      inv.add({ pipeline: pipe('invColumnsCpu'), bindings: { 7: u, 8: xinv }, paramsBinding: 4, u32: [k], workgroups: Math.ceil(k / 4 / 64) });
+    } else {
+      inv.add({ pipeline: pipe('invDiag'), bindings: { 2: u, 6: xinv }, paramsBinding: 4, u32: [k], workgroups: Math.ceil(k / 64) });
+      const blocks = k / NB;
+      for (let s = 1; s < blocks; s++) {
+        inv.add({ pipeline: pipe('invBlock'), bindings: { 2: u, 6: xinv }, paramsBinding: 4, u32: [k, 0, s], workgroups: blocks - s });
+      }
     }
     inv.add({ pipeline: pipe('reverse'), bindings: { 2: u, 6: xinv }, paramsBinding: 4, u32: [k], workgroups: Math.ceil((k * k) / 256) });
     await inv.run();
@@ -426,13 +446,11 @@ export async function gptqQuantize(
       });
       const rest = k - i1 - bw;
       if (rest > 0) {
-        batch.add({
-          pipeline: pipe('update'),
-          bindings: { 2: w, 3: u, 4: e },
-          paramsBinding: 11,
-          u32: params(i1, bw, 0, 0, 0, 0),
-          workgroups: Math.ceil(rest / TILE) * Math.ceil(n / TILE),
-        });
+        batch.add(
+          tuning.cpu
+            ? { pipeline: pipe('updateCpu'), bindings: { 12: w, 13: e, 14: u }, paramsBinding: 11, u32: params(i1, bw, 0, 0, 0, 0), workgroups: Math.ceil(((rest / 8) * Math.ceil(n / 8)) / 64) }
+            : { pipeline: pipe('update'), bindings: { 2: w, 3: u, 4: e }, paramsBinding: 11, u32: params(i1, bw, 0, 0, 0, 0), workgroups: Math.ceil(rest / TILE) * Math.ceil(n / TILE) },
+        );
       }
       if ((count + 1) % blocksPerSubmit === 0 || rest <= 0) {
         await batch.run();

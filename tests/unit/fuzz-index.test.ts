@@ -60,14 +60,14 @@ export const INDEX_FUZZ = { load: 2000, loadText: 500, hub: 1000 };
 describe('fuzzing the sharded index', () => {
   it(`index (load): ${INDEX_FUZZ.load} structurally mutated indexes, < 20 s`, { timeout: 20_000 }, async () => {
     const r = random(61);
-    const stats = await fuzz(INDEX_FUZZ.load, () => jsonText(mutateJson(index, r)), loadWithIndex, { perInputMs: 500 });
+    const stats = await fuzz(INDEX_FUZZ.load, () => jsonText(mutateJson(index, r)), loadWithIndex, { perInputMs: 2000 });
     expect(stats.refused).toBeGreaterThan(INDEX_FUZZ.load / 4);
     expect(stats.accepted).toBeGreaterThan(0);
   });
 
   it(`index (load): ${INDEX_FUZZ.loadText} byte-mutated indexes, < 10 s`, { timeout: 10_000 }, async () => {
     const r = random(62);
-    await fuzz(INDEX_FUZZ.loadText, () => mutateText(model.files[INDEX] as string, r), loadWithIndex, { perInputMs: 500 });
+    await fuzz(INDEX_FUZZ.loadText, () => mutateText(model.files[INDEX] as string, r), loadWithIndex, { perInputMs: 2000 });
   });
 
   it(`index (Hub download): ${INDEX_FUZZ.hub} mutated indexes, shard names that leave the repository included, < 30 s`, { timeout: 30_000 }, async () => {
@@ -85,7 +85,7 @@ describe('fuzzing the sharded index', () => {
         return i % 4 === 1 ? mutateText(model.files[INDEX] as string, r) : jsonText(mutateJson(index, r));
       },
       downloadWithIndex,
-      { perInputMs: 1000 },
+      { perInputMs: 3000 },
     );
     expect(stats.refused).toBeGreaterThan(INDEX_FUZZ.hub / 4);
   });

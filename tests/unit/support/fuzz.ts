@@ -218,7 +218,7 @@ export async function fuzz<I, O>(
   options: { perInputMs?: number; check?: (output: O, input: I) => void; refusal?: (output: O) => string | null } = {},
 ): Promise<FuzzStats> {
   const stats: FuzzStats = { inputs: 0, accepted: 0, refused: 0, slowestMs: 0, messages: new Set() };
-  const perInputMs = options.perInputMs ?? 250;
+  const perInputMs = options.perInputMs ?? 1000;
   for (let i = 0; i < count; i++) {
     const input = make(i);
     const t = performance.now();

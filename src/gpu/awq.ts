@@ -6,7 +6,7 @@
  *
  * Inputs stay on the GPU: X [tokens, K] (a subsample of the calibration
  * tokens, see src/lab/methods/calibration.ts) and the float weights of the
- * group. Per grid point one submit; the partial sums come back once.
+ * group. One submit per search; the partial sums come back once.
  */
 import awqWgsl from '../../shaders/awq.wgsl?raw';
 import matmulF32Source from '../../shaders/matmul_f32.wgsl?raw';
@@ -56,14 +56,14 @@ export class AwqSearch {
   }
 
   /** delta = Q(w · diag(s); ratio) / s − w, for w [n, k]. */
-  encodeDelta(encoder: GPUCommandEncoder, w: GPUBuffer, s: GPUBuffer, delta: GPUBuffer, n: number, k: number, scheme: QuantScheme, ratio: number): void {
+  encodeDelta(encoder: GPUCommandEncoder, w: GPUBuffer, s: GPUBuffer, delta: GPUBuffer, n: number, k: number, scheme: QuantScheme, ratio: number, sOffset = 0): void {
     const g = resolveGroupSize(n, k, scheme);
     const params = this.params([n, k, g, scheme.bits, scheme.symmetric ? 1 : 0, ratio, 0, 0], [5]);
     const pipeline = cachedPipeline(this.device, 'awq', awqWgsl, 'fakeQuantDelta', {});
     this.pass(encoder, pipeline, [
       { binding: 0, resource: { buffer: params } },
       { binding: 1, resource: { buffer: w, offset: 0, size: n * k * 4 } },
-      { binding: 2, resource: { buffer: s, offset: 0, size: k * 4 } },
+      { binding: 2, resource: { buffer: s, offset: sOffset, size: k * 4 } },
       { binding: 3, resource: { buffer: delta, offset: 0, size: n * k * 4 } },
     ], Math.ceil((n * (k / g)) / 64), 'awq.fakeQuantDelta');
   }
@@ -132,21 +132,24 @@ export class AwqSearch {
     const delta = ledger.createBuffer('scratch', maxN * k * 4, usage, 'awq delta');
     const chunkRows = Math.max(64, Math.floor(PRODUCT_BYTES / (maxN * 4) / 64) * 64);
     const y = ledger.createBuffer('scratch', Math.min(tokens, chunkRows) * maxN * 4, usage, 'awq X·Δᵀ');
-    const s = ledger.createBuffer('scratch', k * 4, usage, 'awq scales');
+    // every α's scales in one buffer, each at a 256-byte aligned offset; one submit for the whole grid
+    const stride = Math.ceil(k / 64) * 64;
+    const allScales = new Float32Array(grid.length * stride);
+    grid.forEach((alpha, a) => allScales.set(awqScales(actMean, alpha), a * stride));
+    const s = ledger.upload('scratch', allScales, 'awq scales');
     const perEval = linears.reduce((sum, l) => sum + 64 * Math.ceil(tokens / Math.max(64, Math.floor(Math.min(PRODUCT_BYTES, y.size) / (l.n * 4) / 64) * 64)), 0);
     const partial = ledger.createBuffer('scratch', grid.length * perEval * 4, usage, 'awq partial sums');
     try {
+      signal?.throwIfAborted();
+      const encoder = device.createCommandEncoder({ label: 'awq scale search' });
       for (let a = 0; a < grid.length; a++) {
-        signal?.throwIfAborted();
-        device.queue.writeBuffer(s, 0, awqScales(actMean, grid[a]));
-        const encoder = device.createCommandEncoder({ label: `awq α=${grid[a]}` });
         let offset = a * perEval;
         for (const l of linears) {
-          this.encodeDelta(encoder, l.w, s, delta, l.n, k, scheme, 1);
+          this.encodeDelta(encoder, l.w, s, delta, l.n, k, scheme, 1, a * stride * 4);
           offset += this.encodeOutputError(encoder, x, tokens, k, delta, l.n, y, partial, offset);
         }
-        device.queue.submit([encoder.finish()]);
       }
+      device.queue.submit([encoder.finish()]);
       const sums = await readF32(device, partial, grid.length * perEval);
       this.releaseUniforms();
       return grid.map((_, a) => {
@@ -176,14 +179,14 @@ export class AwqSearch {
     const err = ledger.createBuffer('scratch', grid.length * groups * 4, usage, 'awq clip errors');
     const out = ledger.createBuffer('scratch', groups * 4, usage, 'awq clip errors (one ratio)');
     try {
+      signal?.throwIfAborted();
+      const encoder = device.createCommandEncoder({ label: 'awq clipping search' });
       for (let i = 0; i < grid.length; i++) {
-        signal?.throwIfAborted();
-        const encoder = device.createCommandEncoder({ label: `awq clip ${grid[i]}` });
         this.encodeDelta(encoder, w, sBuffer, delta, n, k, scheme, grid[i]);
         this.encodeGroupError(encoder, x, tokens, k, delta, n, g, out);
         encoder.copyBufferToBuffer(out, 0, err, i * groups * 4, groups * 4);
-        device.queue.submit([encoder.finish()]);
       }
+      device.queue.submit([encoder.finish()]);
       const all = await readF32(device, err, grid.length * groups);
       const perRatio = grid.map((_, i) => all.subarray(i * groups, (i + 1) * groups));
       const ratios = pickRatios(perRatio, grid);

@@ -43,7 +43,22 @@ export async function buildNode(names = Object.keys(ENTRIES)) {
     if (foreign.length) throw new Error(`dist-node/${name}.mjs imports ${foreign.join(', ')}: only 'webgpu' and Node built-ins may stay external.`);
   }
   if (input['bench-kernels']) packOrtWeb();
+  if (input.lab) packOrtWasm();
   return Object.keys(input);
+}
+
+// `lab export --verify` runs onnxruntime-web's plain wasm backend: its loader
+// and its .wasm beside the bundle in dist-node/ort/, the .wasm brotli-packed
+// (14 MB → about 4 MB); the CLI unpacks it to a temporary folder on first use.
+function packOrtWasm() {
+  const from = `${root}node_modules/onnxruntime-web/dist/`;
+  const to = `${root}dist-node/ort/`;
+  if (!existsSync(`${from}ort-wasm-simd-threaded.wasm`)) return;
+  mkdirSync(to, { recursive: true });
+  copyFileSync(`${from}ort-wasm-simd-threaded.mjs`, `${to}ort-wasm-simd-threaded.mjs`);
+  const wasm = 'ort-wasm-simd-threaded.wasm';
+  if (existsSync(`${to}${wasm}.br`) && statSync(`${to}${wasm}.br`).mtimeMs > statSync(from + wasm).mtimeMs) return;
+  writeFileSync(`${to}${wasm}.br`, brotliCompressSync(readFileSync(from + wasm), { params: { [zlibConstants.BROTLI_PARAM_QUALITY]: 9, [zlibConstants.BROTLI_PARAM_LGWIN]: 24 } }));
 }
 
 // The kernel bench loads onnxruntime-web's WebGPU build at run time from

@@ -16,8 +16,10 @@
  * The model is quantized through the method interface (src/lab/methods), so
  * the file holds exactly the weights the lab evaluates.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { brotliDecompressSync } from 'node:zlib';
 import { pathToFileURL } from 'node:url';
 import { parseJsonObject } from '../core/config';
 import { methodName, type ExperimentSpec, type MethodSpec } from '../core/experiment';
@@ -159,9 +161,28 @@ export async function exportCommand(argv: string[]): Promise<void> {
   console.log(`wrote ${written.join(', ')} and the tokenizer files to ${a.out} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
 
+/**
+ * Where onnxruntime-web's wasm backend is: node_modules in a checkout, else
+ * the brotli-packed copy beside the bundle (dist-node/ort, scripts/build-node.mjs),
+ * unpacked once into a temporary folder.
+ */
+function ortWasmDir(root: string): string {
+  const modules = join(root, 'node_modules/onnxruntime-web/dist');
+  if (existsSync(join(modules, 'ort-wasm-simd-threaded.wasm'))) return modules;
+  const packed = resolve(new URL('.', import.meta.url).pathname, 'ort');
+  const wasm = join(packed, 'ort-wasm-simd-threaded.wasm.br');
+  if (!existsSync(wasm)) throw new Error(`--verify needs onnxruntime-web's wasm backend, in ${modules} or ${packed}: run npm ci, or npm run build:node and take dist-node/ along.`);
+  const dir = join(tmpdir(), `qlab-ort-wasm-${statSync(wasm).size}`);
+  if (!existsSync(join(dir, 'ort-wasm-simd-threaded.wasm'))) {
+    mkdirSync(dir, { recursive: true });
+    copyFileSync(join(packed, 'ort-wasm-simd-threaded.mjs'), join(dir, 'ort-wasm-simd-threaded.mjs'));
+    writeFileSync(join(dir, 'ort-wasm-simd-threaded.wasm'), brotliDecompressSync(readFileSync(wasm)));
+  }
+  return dir;
+}
+
 async function verify(a: ExportArgs, root: string, dir: string, bytes: Uint8Array, method: MethodSpec, vocab: number, tokens: number[], bos: number | null): Promise<void> {
-  const wasmDir = join(root, 'node_modules/onnxruntime-web/dist');
-  if (!existsSync(wasmDir)) throw new Error(`--verify needs onnxruntime-web's wasm files in ${wasmDir}: run npm ci in the repository first.`);
+  const wasmDir = ortWasmDir(root);
   const windows = () => evalWindows(a.protocol, tokens, { windowLength: a.seqlen, limit: a.slice, bosTokenId: bos, vocabSize: vocab });
   const total = Math.min(a.slice, Math.floor(tokens.length / a.seqlen));
   const onnx = await onnxPerplexity(bytes, vocab, windows(), total, {

@@ -14,6 +14,7 @@ export const ENTRIES = {
   'bench-kernels': 'bench/kernels.ts',
   'bench-gptq': 'bench/gptq.ts',
   'hub-model': 'bench/hub-model.ts',
+  'bench-calibrated': 'bench/calibrated.ts',
 };
 
 export async function buildNode(names = Object.keys(ENTRIES)) {

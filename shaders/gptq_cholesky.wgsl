@@ -174,15 +174,25 @@ fn cholUpdate(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) 
   let start = b + NB;
   let i0 = start + tile.x * T;
   let j0 = start + tile.y * T;
-  for (var e = lid; e < NB * T; e += 256u) {
-    let m = e / NB;
-    let kk = e % NB;
-    var va = 0.0;
-    var vb = 0.0;
-    if (i0 + m < k) { va = a[(i0 + m) * k + b + kk]; }
-    if (j0 + m < k) { vb = a[(j0 + m) * k + b + kk]; }
-    pa[kk * 16u + m / 4u][m % 4u] = va;
-    pb[kk * 16u + m / 4u][m % 4u] = vb;
+  // Each invocation one row m and four consecutive columns kk of each panel, so that
+  // neighbouring invocations write neighbouring words (no bank conflicts).
+  for (var e = lid; e < NB * T / 4u; e += 256u) {
+    let m = e % T;
+    let kq = e / T * 4u;
+    var va = vec4<f32>(0.0);
+    var vb = vec4<f32>(0.0);
+    if (i0 + m < k) {
+      let at = (i0 + m) * k + b + kq;
+      va = vec4<f32>(a[at], a[at + 1u], a[at + 2u], a[at + 3u]);
+    }
+    if (j0 + m < k) {
+      let at = (j0 + m) * k + b + kq;
+      vb = vec4<f32>(a[at], a[at + 1u], a[at + 2u], a[at + 3u]);
+    }
+    for (var q = 0u; q < 4u; q++) {
+      pa[(kq + q) * 16u + m / 4u][m % 4u] = va[q];
+      pb[(kq + q) * 16u + m / 4u][m % 4u] = vb[q];
+    }
   }
   workgroupBarrier();
   let tx = lid % 16u;
@@ -242,10 +252,16 @@ fn invBlock(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wi
   let ty = lid / 8u;
   var acc: array<vec4<f32>, 4>;
   for (var cm = j; cm < i; cm++) {
+    // la: one row r and four consecutive m per invocation (no bank conflicts).
+    for (var e = lid; e < NB * NB / 4u; e += 64u) {
+      let r = e % NB;
+      let mq = e / NB * 4u;
+      let at = (ri + r) * k + cm * NB + mq;
+      for (var q = 0u; q < 4u; q++) { la[(mq + q) * 8u + r / 4u][r % 4u] = a[at + q]; }
+    }
     for (var e = lid; e < NB * NB; e += 64u) {
       let r = e / NB;
       let m = e % NB;
-      la[m * 8u + r / 4u][r % 4u] = a[(ri + r) * k + cm * NB + m];
       xb[r * 8u + m / 4u][m % 4u] = xinv[(cm * NB + r) * k + cj + m];
     }
     workgroupBarrier();

@@ -222,13 +222,23 @@ fn update(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid:
   let ty = lid / 16u;
   var acc: array<vec4<f32>, 4>;
   for (var l0 = 0u; l0 < params.bw; l0 += BK) {
+    // E: each invocation one row m and four consecutive l, so that neighbouring
+    // invocations write neighbouring words of ea (no bank conflicts).
+    for (var x = lid; x < BK * T / 4u; x += 256u) {
+      let m = x % T;
+      let lq = x / T * 4u;
+      var ve = vec4<f32>(0.0);
+      if (r0 + m < n) {
+        let at = (r0 + m) * BMAX + l0 + lq;
+        ve = vec4<f32>(e[at], e[at + 1u], e[at + 2u], e[at + 3u]);
+      }
+      ea[lq * 16u + m / 4u][m % 4u] = ve.x;
+      ea[(lq + 1u) * 16u + m / 4u][m % 4u] = ve.y;
+      ea[(lq + 2u) * 16u + m / 4u][m % 4u] = ve.z;
+      ea[(lq + 3u) * 16u + m / 4u][m % 4u] = ve.w;
+    }
+    // U: 64 consecutive columns per l.
     for (var x = lid; x < BK * T; x += 256u) {
-      // E: 32 consecutive l per row; U: 64 consecutive columns per l.
-      let m = x / BK;
-      let l = x % BK;
-      var ve = 0.0;
-      if (r0 + m < n) { ve = e[(r0 + m) * BMAX + l0 + l]; }
-      ea[l * 16u + m / 4u][m % 4u] = ve;
       let lu = x / T;
       let cu = x % T;
       var vu = 0.0;

@@ -16,7 +16,7 @@ import { MemoryLedger, type LedgerSnapshot } from '../gpu/ledger';
 import { inspectLayers, prepareForInspector, type LayerInspection } from './inspect';
 import { opfsCache } from './hub-cache';
 import { loadModel, urlSource, type ModelSource } from './load';
-import { checkMemoryPlan, limitsOf, ModelSources } from './model-sources';
+import { ModelSources } from './model-sources';
 import { runExperiment, tensorReader, type RunProgress } from './run';
 
 /** What the layer inspector looks at: a model, a method, and how many evaluation tokens feed it. */
@@ -293,8 +293,6 @@ export class BrowserLab {
   async #run(spec: ExperimentSpec, gpu: GpuHandle, signal: AbortSignal, progress: (p: ExperimentProgress) => void): Promise<Result> {
     const { source, id } = await this.#source(spec.model, signal, progress);
     const { text, tokens } = await this.#evaluationTokens(id, source, signal, progress);
-    // refuse what the GPU cannot hold before uploading anything, saying what would fit
-    await abortable(checkMemoryPlan(source, spec, limitsOf(gpu.device)), signal);
 
     const decodeSteps = this.#options.decodeSteps;
     const calibrationText = needsCalibration(spec.method) ? await abortable(this.#calibrationText(), signal) : undefined;

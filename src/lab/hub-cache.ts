@@ -61,6 +61,7 @@ export interface CachedModel {
 export function summarizeCache(entries: CacheEntry[]): CachedModel[] {
   const byModel = new Map<string, CachedModel>();
   for (const e of entries) {
+    if (e.file === 'qlab-download.json') continue; // the download's own manifest (hub.ts MANIFEST)
     const id = `${e.repo}@${e.revision}`;
     const m = byModel.get(id) ?? { repo: e.repo, revision: e.revision, bytes: 0, files: 0, complete: true };
     m.bytes += e.bytes;

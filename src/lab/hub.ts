@@ -90,6 +90,8 @@ export class HubError extends Error {
 }
 
 const INDEX = 'model.safetensors.index.json';
+/** the files a complete download consists of, written last (src/lab/hub-cache.ts leaves it out of file counts) */
+export const MANIFEST = 'qlab-download.json';
 const SINGLE = 'model.safetensors';
 const READ_CHUNK = 8 * 2 ** 20;
 
@@ -294,6 +296,22 @@ export async function downloadHubModel(ref: { repo: string; revision: string }, 
     }
   };
 
+  // a model downloaded whole before is read from the cache without a request (offline too)
+  const manifest = await cache.stat(key(MANIFEST));
+  if (manifest?.complete) {
+    try {
+      const listed = JSON.parse(new TextDecoder().decode(await cache.readRange(key(MANIFEST), 0, manifest.bytes))) as { files: string[] };
+      const states = await Promise.all(listed.files.map((f) => cache.stat(key(f))));
+      if (states.every((st) => st?.complete)) {
+        const bytes = states.reduce((sum, st) => sum + st!.bytes, 0);
+        options.onProgress?.({ file: MANIFEST, fileBytes: manifest.bytes, fileTotal: manifest.bytes, bytes, total: bytes, bytesPerSecond: 0, cached: true });
+        return cacheSource(cache, repo, revision);
+      }
+    } catch {
+      // an unreadable manifest: check file by file below
+    }
+  }
+
   plannedFiles = ['config.json'];
   await fetchFile({ file: 'config.json', required: true });
   let weights: string[];
@@ -327,7 +345,12 @@ export async function downloadHubModel(ref: { repo: string; revision: string }, 
   );
   for (const file of weights) await fetchFile({ file, required: true });
   await fetchFile({ file: 'tokenizer.json', required: true });
-  await fetchFile({ file: 'tokenizer_config.json', required: false });
+  const files = [...plannedFiles];
+  if (await fetchFile({ file: 'tokenizer_config.json', required: false })) files.push('tokenizer_config.json');
+  const writer = await cache.openAt(key(MANIFEST), 0);
+  await writer.write(new TextEncoder().encode(JSON.stringify({ files })));
+  await writer.close();
+  await cache.markComplete(key(MANIFEST));
   return cacheSource(cache, repo, revision);
 }
 

@@ -2,8 +2,9 @@
  * Where a run's model comes from, for the worker and the CLI alike:
  * embedded models (a caller-given source), Hugging Face repositories
  * (downloaded into the cache first, then read from it) and files the person
- * picked or dropped (Blobs handed over by the page). Also the memory check
- * that refuses, before anything is uploaded, an experiment the GPU cannot hold.
+ * picked or dropped (Blobs handed over by the page), and what the page shows
+ * of a model before a run (describeModel: its shape and memory plan). The
+ * refusal of a run the GPU cannot hold is runExperiment's (faults.ts checkRunFits).
  *
  * The access token lives here, in memory, and goes only into the Hub's
  * Authorization header.
@@ -12,7 +13,7 @@ import type { ExperimentSpec, ModelRef } from '../core/experiment';
 import { summarizeCache, type CachedModel, type HubCache } from './hub-cache';
 import { DEFAULT_HUB_BASE, downloadHubModel, formatDownload, type DownloadProgress } from './hub';
 import { blobSource, loadModel, type ModelSource } from './load';
-import { planExperiment, planMemory, type MemoryPlan, type PlanLimits } from './memory-plan';
+import { planMemory, type MemoryPlan, type PlanLimits } from './memory-plan';
 
 export interface HubSettings {
   /** the Hub or a mirror with its URL layout */
@@ -131,32 +132,6 @@ function commonFolder(paths: string[]): string {
   if (paths.length === 0 || !paths.every((p) => p.includes('/'))) return '';
   const first = paths[0].slice(0, paths[0].lastIndexOf('/') + 1);
   return paths.every((p) => p.startsWith(first) && !p.slice(first.length).includes('/')) ? first : '';
-}
-
-/** The adapter limits a plan is checked against. */
-export function limitsOf(device: GPUDevice, budgetBytes: number | null = null): PlanLimits {
-  return { maxBufferSize: device.limits.maxBufferSize, maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize, budgetBytes };
-}
-
-/**
- * Refuses an experiment whose estimated GPU memory does not fit the limits,
- * before a byte is uploaded; the message says what would fit instead.
- */
-export async function checkMemoryPlan(source: ModelSource, spec: Pick<ExperimentSpec, 'method' | 'eval' | 'kv'>, limits: PlanLimits, options: { kl?: boolean } = {}): Promise<void> {
-  const model = await loadModel(source, { tokenizer: false });
-  const plan = planExperiment(model.config, spec, limits, options);
-  if (plan.fits) return;
-  const alternatives: ExperimentSpec['method'][] = [
-    { id: 'rtn', bits: 8, groupSize: 'row', symmetric: false },
-    { id: 'rtn', bits: 4, groupSize: 128, symmetric: false },
-    { id: 'rtn', bits: 4, groupSize: 128, symmetric: false, quantizeHead: true, quantizeEmbeddings: true },
-    { id: 'rtn', bits: 2, groupSize: 64, symmetric: false, quantizeHead: true, quantizeEmbeddings: true },
-  ];
-  const fitting = alternatives.map((method) => planExperiment(model.config, { ...spec, method }, limits, options)).filter((e) => e.fits);
-  throw new Error(
-    `${model.name}: ${plan.label} needs about ${(plan.total / 1e6).toFixed(0)} MB of GPU memory and does not fit: ${plan.problems.join('; ')}. ` +
-      (fitting.length ? `What would fit: ${fitting.map((e) => `${e.label} (${(e.total / 1e6).toFixed(0)} MB)`).join(', ')}.` : 'No RTN setting fits either: choose a smaller model or a shorter window.'),
-  );
 }
 
 /** What the page shows about a model before running it. */

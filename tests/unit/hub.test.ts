@@ -68,14 +68,16 @@ describe('embedded models served as if from the Hub', () => {
       const needed = Object.entries(files).reduce((s, [, v]) => s + v.length, 0);
       expect(last.bytes).toBe(needed);
       expect(events.some((e) => e.total === needed - files['tokenizer_config.json'].length)).toBe(true);
-      // a second load reads the cache: no file it holds is asked for again (only the optional ones the repo lacks)
+      // a second load reads the cache without a single request (it would work offline)
       server.log.length = 0;
       const again = await loadModel(await download(`qlab/${id}`));
-      expect(server.log.filter((r) => Object.keys(files).some((f) => r.url.endsWith(`/${f}`)))).toEqual([]);
+      expect(server.log).toEqual([]);
       await expectSameTensors(again, direct);
       const listed = summarizeCache(await cache.list());
       expect(listed).toEqual([{ repo: `qlab/${id}`, revision: 'main', bytes: needed, files: Object.keys(files).length, complete: true }]);
-      expect(await cache.clear({ repo: `qlab/${id}` })).toBe(needed);
+      const freed = await cache.clear({ repo: `qlab/${id}` });
+      expect(freed - needed).toBeGreaterThan(0); // and the download's small manifest
+      expect(freed - needed).toBeLessThan(1000);
       expect(await cache.list()).toEqual([]);
     });
   }

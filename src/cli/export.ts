@@ -17,7 +17,7 @@
  * the file holds exactly the weights the lab evaluates.
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { brotliDecompressSync } from 'node:zlib';
 import { pathToFileURL } from 'node:url';
@@ -188,6 +188,7 @@ async function verify(a: ExportArgs, root: string, dir: string, bytes: Uint8Arra
   const onnx = await onnxPerplexity(bytes, vocab, windows(), total, {
     ort: nodeOrt,
     wasmPaths: `${pathToFileURL(wasmDir).href}/`,
+    numThreads: Math.max(1, Math.min(16, availableParallelism())),
     onProgress: (done, n, e) => process.stderr.write(`\ronnxruntime-web: window ${done}/${n}, ppl ${e.perplexity.toFixed(3)}   `),
   });
   process.stderr.write('\n');

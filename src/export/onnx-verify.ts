@@ -27,6 +27,8 @@ export interface OnnxRunOptions {
   ort: () => Promise<Ort>;
   /** where onnxruntime-web finds its .wasm/.mjs files (a folder URL ending in "/"); its default otherwise */
   wasmPaths?: string;
+  /** wasm threads (Node has SharedArrayBuffer; a page only when cross-origin isolated); onnxruntime-web's default otherwise */
+  numThreads?: number;
   signal?: AbortSignal;
   onProgress?: (done: number, total: number, running: PerplexityEstimate) => void;
 }
@@ -40,6 +42,7 @@ export const nodeOrt = (): Promise<Ort> => import('onnxruntime-web');
 async function ortRuntime(options: OnnxRunOptions): Promise<Ort> {
   const ort = await options.ort();
   if (options.wasmPaths) ort.env.wasm.wasmPaths = options.wasmPaths;
+  if (options.numThreads) ort.env.wasm.numThreads = options.numThreads;
   return ort;
 }
 

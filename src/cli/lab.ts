@@ -15,7 +15,19 @@
  *             Hugging Face repo ids [@revision] (downloaded into $QLAB_HUB_CACHE, default
  *             ~/.cache/qlab/hub; a token for gated models from $HF_TOKEN)
  * --hub-base  the Hub's address (default https://huggingface.co; a mirror, or a test server)
- * --methods   none (the f32 baseline) and rtn
+ * --methods   none (the f32 baseline), rtn, awq, gptq, hqq (AWQ and GPTQ calibrate on
+ *             public/data/calibration.txt; each runs every --bits × --group scheme)
+ * --calibration NxL  calibration samples × tokens for awq/gptq (default sized for the model)
+ * --act-order GPTQ with act-order (static groups)
+ *             mixllm (W4 + a fraction of W8 output rows, ranked over the whole model),
+ *             smoothquant (W8A8), atom (W4A4 with int8 outlier channels): calibrated on
+ *             public/data/calibration.txt like awq/gptq
+ * --high-fraction F  mixllm: fraction of rows at --high-bits (default 0.1, bits 8; low
+ *             bits and group from --bits / --group: each low width × group is a run)
+ * --alpha A   smoothquant migration strength (default 0.5)
+ * --outliers O  atom: int8 outlier channels (default 128; group from --group, default 128)
+ * --kv LIST   KV cache: f32, 8, 4 (int8 / int4, groups of --kv-group, default 32); each
+ *             method runs once per entry, e.g. --kv f32,8,4
  * --bits      RTN bit widths (2, 3, 4, 8)          --group  32, 64, 128 or row
  * --schemes   explicit RTN schemes instead of bits × group, e.g. w8-row,w4-g128,w2-g64
  * --sym       symmetric RTN (default asymmetric)   --head   quantize the output head too
@@ -29,7 +41,8 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ExperimentSpec, MethodSpec, Result } from '../core/experiment';
-import { methodName } from '../core/experiment';
+import { experimentName, methodName } from '../core/experiment';
+import type { KvCacheSpec } from '../core/quant/kv';
 import type { ProtocolName } from '../core/protocols';
 import { runExperiment } from '../lab/run';
 import { directorySource } from '../lab/source-node';
@@ -69,6 +82,16 @@ interface SweepArgs {
   /** false: --no-kl; undefined: runExperiment's default */
   kl: boolean | undefined;
   hubBase: string;
+  /** awq/gptq calibration samples × tokens; null = the method's default */
+  calibration: { samples: number; length: number } | null;
+  actOrder: boolean;
+  /** KV-cache settings to run each method with (null = f32) */
+  kv: (KvCacheSpec | null)[];
+  kvGroup: number;
+  highFraction: number;
+  highBits: 8 | 4;
+  alpha: number;
+  outliers: number;
 }
 
 function usage(message: string): never {
@@ -80,8 +103,11 @@ function parseSweep(argv: string[]): SweepArgs {
   const a: SweepArgs = {
     models: ['qlab-llama-6m'], methods: ['none', 'rtn'], bits: [8, 4, 3, 2], groups: [128], schemes: [], symmetric: false, head: false, embed: false,
     protocols: ['gptq'], seqlen: 512, slice: null, out: 'lab-results', checkReference: false, kl: undefined, hubBase: DEFAULT_HUB_BASE,
+    calibration: null, actOrder: false,
+    kv: [null], kvGroup: 32, highFraction: 0.1, highBits: 8, alpha: 0.5, outliers: 128,
   };
   const list = (v: string | undefined) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  let kvList = ['f32'];
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = () => argv[++i] ?? usage(`${flag} needs a value`);
@@ -101,14 +127,65 @@ function parseSweep(argv: string[]): SweepArgs {
       case '--check-reference': a.checkReference = true; break;
       case '--no-kl': a.kl = false; break;
       case '--hub-base': a.hubBase = value(); break;
+      case '--calibration': {
+        const m = /^(\d+)x(\d+)$/.exec(value());
+        if (!m) usage('--calibration takes samples x tokens, e.g. 128x512');
+        a.calibration = { samples: Number(m[1]), length: Number(m[2]) };
+        break;
+      }
+      case '--act-order': a.actOrder = true; break;
+      case '--kv': kvList = list(value()); break;
+      case '--kv-group': a.kvGroup = Number(value()); break;
+      case '--high-fraction': a.highFraction = Number(value()); break;
+      case '--high-bits': a.highBits = Number(value()) as 8 | 4; break;
+      case '--alpha': a.alpha = Number(value()); break;
+      case '--outliers': a.outliers = Number(value()); break;
       default: usage(`unknown option "${flag}"`);
     }
   }
-  for (const m of a.methods) if (m !== 'none' && m !== 'rtn') usage(`unknown method "${m}"; this build knows none, rtn`);
+  for (const m of a.methods) if (!['none', ...WEIGHT_METHODS, ...ACT_METHODS].includes(m)) usage(`unknown method "${m}"; this build knows none, ${[...WEIGHT_METHODS, ...ACT_METHODS].join(', ')}`);
+  a.kv = kvList.map((k) => {
+    if (k === 'f32' || k === 'none') return null;
+    if (k !== '8' && k !== '4') usage(`--kv ${k}: choose f32, 8 or 4`);
+    return { bits: Number(k) as 8 | 4, groupSize: a.kvGroup };
+  });
+  if (!(a.highFraction >= 0 && a.highFraction <= 1)) usage('--high-fraction takes a fraction from 0 to 1');
+  if (!(a.alpha >= 0 && a.alpha <= 1)) usage('--alpha takes a migration strength from 0 to 1');
   for (const p of a.protocols) if (p !== 'gptq' && p !== 'llamacpp') usage(`unknown protocol "${p}"; use gptq or llamacpp`);
   for (const b of a.bits) if (![2, 3, 4, 8].includes(b)) usage(`--bits ${b}: RTN supports 2, 3, 4 and 8 bits`);
   if (a.slice !== null && !(Number.isInteger(a.slice) && a.slice > 0)) usage('--slice takes a positive number of windows');
   return a;
+}
+
+/** Methods of issue 8 (mixed precision, activation quantization), in the order they run. */
+const ACT_METHODS = ['mixllm', 'smoothquant', 'atom'] as const;
+
+/** The specs of mixllm (each low width below the high one × group), smoothquant and atom, as the sweep asks for them. */
+function actSpecs(a: SweepArgs): MethodSpec[] {
+  const calibration = a.calibration ?? undefined;
+  const out: MethodSpec[] = [];
+  if (a.methods.includes('mixllm')) {
+    for (const bits of a.bits) for (const groupSize of a.groups) {
+      if (bits < a.highBits && bits !== 8) out.push({ id: 'mixllm', highBits: a.highBits, lowBits: bits as 2 | 3 | 4, highFraction: a.highFraction, base: 'rtn', groupSize, calibration });
+    }
+  }
+  if (a.methods.includes('smoothquant')) out.push({ id: 'smoothquant', alpha: a.alpha, calibration });
+  if (a.methods.includes('atom')) out.push({ id: 'atom', outliers: a.outliers, groupSize: typeof a.groups[0] === 'number' ? a.groups[0] : 128, calibration });
+  return out;
+}
+
+/** Weight-only methods that take --bits × --group (or --schemes), in the order they run. */
+const WEIGHT_METHODS = ['rtn', 'awq', 'gptq', 'hqq'] as const;
+
+/** The specs of one weight-only method over the sweep's schemes. */
+function weightSpecs(a: SweepArgs, id: (typeof WEIGHT_METHODS)[number]): MethodSpec[] {
+  return rtnSpecs(a).map((r): MethodSpec => {
+    if (r.id !== 'rtn' || id === 'rtn') return r;
+    const { id: _rtn, ...scheme } = r;
+    if (id === 'hqq') return { id, ...scheme };
+    const calibration = a.calibration ?? undefined;
+    return id === 'awq' ? { id, ...scheme, calibration } : { id, ...scheme, calibration, actOrder: a.actOrder };
+  });
 }
 
 function rtnSpecs(a: SweepArgs): MethodSpec[] {
@@ -169,11 +246,11 @@ function referenceFor(model: string, spec: ExperimentSpec): { ppl: number; windo
 }
 
 function csv(results: Result[]): string {
-  const head = ['model', 'method', 'protocol', 'windows', 'tokens', 'perplexity', 'perplexity_se', 'bits_per_weight', 'weight_bytes', 'peak_bytes', 'prefill_tok_s', 'decode_tok_s', 'prefill_gpu_tok_s', 'decode_gpu_tok_s', 'kl_divergence', 'kl_se', 'top1_agreement', 'seconds', 'device'];
+  const head = ['model', 'method', 'protocol', 'windows', 'tokens', 'perplexity', 'perplexity_se', 'bits_per_weight', 'weight_bytes', 'peak_bytes', 'prefill_tok_s', 'decode_tok_s', 'prefill_gpu_tok_s', 'decode_gpu_tok_s', 'kl_divergence', 'kl_se', 'top1_agreement', 'kv_bytes_per_token', 'kv_context', 'kv_bits', 'activation_bits', 'seconds', 'device'];
   const rows = results.map((r) => {
     const m = r.metrics!;
     const model = r.spec.model.kind === 'embedded' ? r.spec.model.id : r.spec.model.kind === 'hub' ? r.spec.model.repo : r.spec.model.name;
-    return [model, methodName(r.spec.method), r.protocol.protocol, r.protocol.windows, r.protocol.scoredTokens, m.perplexity, m.perplexitySe, m.bitsPerWeight, m.weightBytes, m.peakBytes, m.prefillTokensPerSecond, m.decodeTokensPerSecond, m.prefillGpuTokensPerSecond ?? '', m.decodeGpuTokensPerSecond ?? '', m.klDivergence ?? '', m.klStdError ?? '', m.top1Agreement ?? '', Object.values(r.timing).reduce((s, t) => s + t, 0), r.device.description || r.device.vendor]
+    return [model, experimentName(r.spec), r.protocol.protocol, r.protocol.windows, r.protocol.scoredTokens, m.perplexity, m.perplexitySe, m.bitsPerWeight, m.weightBytes, m.peakBytes, m.prefillTokensPerSecond, m.decodeTokensPerSecond, m.prefillGpuTokensPerSecond ?? '', m.decodeGpuTokensPerSecond ?? '', m.klDivergence ?? '', m.klStdError ?? '', m.top1Agreement ?? '', m.kvBytesPerToken ?? '', m.kvContext ?? '', m.kvBits ?? '', m.activationBits ?? '', Object.values(r.timing).reduce((s, t) => s + t, 0), r.device.description || r.device.vendor]
       .map((v) => (typeof v === 'string' && /[,"]/.test(v) ? `"${v.replace(/"/g, '""')}"` : String(v)))
       .join(',');
   });
@@ -185,13 +262,14 @@ async function sweep(argv: string[]): Promise<void> {
   const { device, report } = await nodeDevice();
   console.log(`device: ${[report.vendor, report.architecture, report.description].filter(Boolean).join(' / ')}${report.isFallbackAdapter ? ' (fallback adapter)' : ''}`);
   const text = readFileSync(join(root, 'public/data/wikitext-2-raw-v1/test.txt'), 'utf8');
-  const methods: MethodSpec[] = [...(a.methods.includes('none') ? [{ id: 'none' } as MethodSpec] : []), ...(a.methods.includes('rtn') ? rtnSpecs(a) : [])];
+  const methods: MethodSpec[] = [...(a.methods.includes('none') ? [{ id: 'none' } as MethodSpec] : []), ...WEIGHT_METHODS.filter((m) => a.methods.includes(m)).flatMap((m) => weightSpecs(a, m)), ...actSpecs(a)];
+  const calibrationText = readFileSync(join(root, 'public/data/calibration.txt'), 'utf8');
   mkdirSync(a.out, { recursive: true });
   const results: Result[] = [];
   const table: string[] = [];
   // KL columns whenever some run can have them (quantized methods); empty for the baseline
-  const withKl = a.kl !== false && a.methods.includes('rtn');
-  const total = a.models.length * methods.length * a.protocols.length;
+  const withKl = a.kl !== false && a.methods.some((m) => m !== 'none');
+  const total = a.models.length * methods.length * a.kv.length * a.protocols.length;
   let n = 0;
   for (const model of a.models) {
     const { source, ref: modelRef } = await modelSource(model, a.hubBase);
@@ -199,13 +277,14 @@ async function sweep(argv: string[]): Promise<void> {
     const tokens = loaded.tokenizer!.encode(text);
     console.log(`${model}: WikiText-2 test = ${tokens.length.toLocaleString('en-US')} tokens`);
     for (const method of methods) {
-      for (const protocol of a.protocols) {
+      for (const kv of a.kv) for (const protocol of a.protocols) {
         n++;
-        const spec: ExperimentSpec = { model: modelRef, method, eval: { protocol, windowLength: a.seqlen, windows: a.slice } };
-        const label = `[${n}/${total}] ${model} ${methodName(method)} ${protocol}`;
+        const spec: ExperimentSpec = { model: modelRef, method, eval: { protocol, windowLength: a.seqlen, windows: a.slice }, ...(kv ? { kv } : {}) };
+        const label = `[${n}/${total}] ${model} ${experimentName(spec)} ${protocol}`;
         const result = await runExperiment(spec, {
-          device, adapter: report, source, text, tokens, kl: a.kl,
+          device, adapter: report, source, text, tokens, kl: a.kl, calibrationText,
           onProgress: (p) => {
+            if (p.stage === 'quantize' && p.detail) process.stderr.write(`\r${label} quantize: ${p.detail}`.padEnd(120));
             if (p.stage === 'evaluate' && (p.done === p.total || p.done % 50 === 0)) {
               const width = 30;
               const bar = '#'.repeat(Math.round((p.done / p.total) * width)).padEnd(width, '.');
@@ -220,7 +299,7 @@ async function sweep(argv: string[]): Promise<void> {
         const diff = ref ? `${(((m.perplexity - ref.ppl) / ref.ppl) * 100).toFixed(4)} %` : '';
         const maxWindow = ref ? Math.max(...result.windowNll.map((v, i) => Math.abs(v - ref.windowNll[i]) / ref.windowNll[i])) : NaN;
         table.push([
-          model.padEnd(16), methodName(method).padEnd(16), protocol.padEnd(9), String(result.protocol.windows).padStart(5),
+          model.padEnd(16), experimentName(spec).padEnd(16), protocol.padEnd(9), String(result.protocol.windows).padStart(5),
           m.perplexity.toFixed(3).padStart(10), (ref ? ref.ppl.toFixed(3) : '').padStart(10), diff.padStart(11), (ref ? maxWindow.toExponential(1) : '').padStart(8),
           m.bitsPerWeight.toFixed(3).padStart(7), (m.weightBytes / 1e6).toFixed(2).padStart(8), Math.round(m.prefillTokensPerSecond).toString().padStart(9), Math.round(m.decodeTokensPerSecond).toString().padStart(8),
           ...(withKl ? [(m.klDivergence === undefined ? '' : m.klDivergence.toPrecision(3)).padStart(9), (m.top1Agreement === undefined ? '' : `${(m.top1Agreement * 100).toFixed(1)} %`).padStart(7)] : []),

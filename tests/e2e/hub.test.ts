@@ -22,8 +22,8 @@ let browser: Browser | null = null;
 
 beforeAll(async () => {
   server = await startHubServer();
-  // big enough for every scheme of the default sweep (K = 128 and 256 take groups of 128), small enough for SwiftShader
-  const config = { ...tinyConfig('llama'), hidden_size: 128, intermediate_size: 256, head_dim: 32, max_position_embeddings: 256 };
+  // big enough for every scheme of the default sweep (K = 128 takes groups of 128), small enough for SwiftShader
+  const config = { ...tinyConfig('llama'), hidden_size: 128, intermediate_size: 128, num_hidden_layers: 1, head_dim: 32, max_position_embeddings: 256 };
   server.put(REPO, 'main', tinyModelFiles('llama', { config, dtype: 'F16', shards: 2 }), { token: TOKEN });
 });
 afterAll(async () => {
@@ -50,7 +50,7 @@ describe('a model from the Hub', () => {
     await page.getByTestId('hub-download').click();
     const summary = page.getByTestId('model-summary');
     await summary.waitFor({ timeout: 60_000 });
-    expect(await summary.textContent()).toMatch(/llama, 2 layers, hidden 128/);
+    expect(await summary.textContent()).toMatch(/llama, 1 layer, hidden 128/);
     expect(await page.getByTestId('memory-plan').textContent()).toMatch(/GPU memory: .*fit/);
 
     // the default sweep (f32, RTN W8 row, W4 g128, W3 g128, W2 g64) on one window of 128

@@ -142,21 +142,24 @@ export async function exportCommand(argv: string[]): Promise<void> {
   const weights = await collectWeights(model.config, prepared, (done, total) => process.stderr.write(`\rquantize [${'#'.repeat(Math.round((done / total) * 30)).padEnd(30, '.')}] ${done}/${total}`));
   process.stderr.write('\n');
   gpu?.device.destroy();
+  const sourceConfig = parseJsonObject(readFileSync(join(dir, 'config.json'), 'utf8'), 'config.json');
+  // build the file first, so a refused export leaves no folder behind
+  const files: { name: string; bytes: Uint8Array | string }[] = [];
+  let onnxBytes: Uint8Array | null = null;
+  if (a.format === 'autoawq') {
+    const awq = exportAutoAwq(weights, model.family, sourceConfig);
+    files.push({ name: 'model.safetensors', bytes: awq.safetensors }, { name: 'config.json', bytes: JSON.stringify(awq.config, null, 2) + '\n' });
+  } else {
+    onnxBytes = exportOnnx(weights, { metadata: { source: a.model, method: methodName(method), producer: 'qlab' } });
+    files.push({ name: 'model.onnx', bytes: onnxBytes }, { name: 'config.json', bytes: JSON.stringify(sourceConfig, null, 2) + '\n' });
+  }
   mkdirSync(a.out, { recursive: true });
   for (const f of MODEL_FILES) if (existsSync(join(dir, f))) copyFileSync(join(dir, f), join(a.out, f));
-  const sourceConfig = parseJsonObject(readFileSync(join(dir, 'config.json'), 'utf8'), 'config.json');
-  const written: string[] = [];
-  if (a.format === 'autoawq') {
-    const files = exportAutoAwq(weights, model.family, sourceConfig);
-    writeFileSync(join(a.out, 'model.safetensors'), files.safetensors);
-    writeFileSync(join(a.out, 'config.json'), JSON.stringify(files.config, null, 2) + '\n');
-    written.push(`model.safetensors (${(files.safetensors.length / 1e6).toFixed(2)} MB)`, 'config.json');
-  } else {
-    const bytes = exportOnnx(weights, { metadata: { source: a.model, method: methodName(method), producer: 'qlab' } });
-    writeFileSync(join(a.out, 'model.onnx'), bytes);
-    writeFileSync(join(a.out, 'config.json'), JSON.stringify(sourceConfig, null, 2) + '\n');
-    written.push(`model.onnx (${(bytes.length / 1e6).toFixed(2)} MB)`, 'config.json');
-    if (a.verify) await verify(a, root, dir, bytes, method, model.config.vocabSize, model.tokenizer!.encode(readFileSync(join(root, 'public/data/wikitext-2-raw-v1/test.txt'), 'utf8')), model.tokenizer!.bosTokenId ?? model.config.bosTokenId);
+  for (const f of files) writeFileSync(join(a.out, f.name), f.bytes);
+  const written = files.map((f) => (typeof f.bytes === 'string' ? f.name : `${f.name} (${(f.bytes.length / 1e6).toFixed(2)} MB)`));
+  if (onnxBytes && a.verify) {
+    const tokens = model.tokenizer!.encode(readFileSync(join(root, 'public/data/wikitext-2-raw-v1/test.txt'), 'utf8'));
+    await verify(a, root, dir, onnxBytes, method, model.config.vocabSize, tokens, model.tokenizer!.bosTokenId ?? model.config.bosTokenId);
   }
   console.log(`wrote ${written.join(', ')} and the tokenizer files to ${a.out} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }

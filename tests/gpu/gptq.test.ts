@@ -9,9 +9,10 @@
  *   64-wide tiles), GPU- and CPU-shaped kernels: max |ΔU| < 2e-4 · max |U|;
  * - gptqQuantize vs gptqReference on a 64×256 layer (32×256 for the
  *   GPU-shaped kernels) with a known correlated Hessian, 4 and 3 bits, g32 / g128 / row, sym / asym, act-order, lazy
- *   batches of 128, 96 and 64: codes equal on ≥ 99 % of weights, loss within
- *   1 %, scales within 1e-5 relative (and zero points equal) on every group
- *   of a row up to the row's first differing code;
+ *   batches of 128, 96 and 64: codes equal on ≥ 99 % of weights, GPTQ's loss
+ *   and the proxy loss tr((W − Ŵ) H (W − Ŵ)ᵀ) within 1 %, scales within 1e-5
+ *   relative (and zero points equal) on every group of a row up to the row's
+ *   first differing code;
  * - dead inputs come out as zero weights (act-order, static groups);
  * - a factorization shared by two layers gives what each layer's own gives;
  * - a cancelled run frees every buffer it made.
@@ -23,6 +24,7 @@ import {
   dampeningLambda,
   gptqReference,
   inverseCholeskyUpper,
+  proxyLoss,
 } from '../../src/core/quant/gptq';
 import { HessianAccumulator, factorHessian, gptqQuantize } from '../../src/gpu/gptq';
 import { MemoryLedger } from '../../src/gpu/ledger';
@@ -156,6 +158,9 @@ describe('GPTQ on the GPU', () => {
       for (let i = 0; i < a.length; i++) if (a[i] === b[i]) same++;
       expect(same / a.length).toBeGreaterThanOrEqual(0.99);
       expect(Math.abs(gpu.loss - ref.loss) / ref.loss).toBeLessThan(0.01);
+      const proxy = proxyLoss(w, dequantize(gpu.packed), n, k, h32);
+      const proxyRef = proxyLoss(w, ref.dequantized, n, k, h32);
+      expect(Math.abs(proxy - proxyRef) / proxyRef).toBeLessThan(0.01);
       expect(gpu.packed.wordsPerRow).toBe(ref.packed.wordsPerRow);
       // A code decided differently changes the error fed to the rest of its row, so grids are
       // compared on the groups before a row's first difference (static groups: all of them).

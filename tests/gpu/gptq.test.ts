@@ -8,8 +8,9 @@
  *   with and without act-order, K = 96, 128 and 160 (3 to 5 blocks, partial
  *   64-wide tiles), GPU- and CPU-shaped kernels: max |ΔU| < 2e-4 · max |U|;
  * - gptqQuantize vs gptqReference on a 64×256 layer (32×256 for the
- *   GPU-shaped kernels) with a known correlated Hessian, 4 and 3 bits, g32 / g128 / row, sym / asym, act-order, lazy
- *   batches of 128, 96 and 64: codes equal on ≥ 99 % of weights, GPTQ's loss
+ *   GPU-shaped kernels) with a known correlated Hessian, 4 and 3 bits,
+ *   g32 / g64 / g128 / row, sym / asym, act-order, lazy batches of 128, 96
+ *   and 64: codes equal on ≥ 99 % of weights, GPTQ's loss
  *   and the proxy loss tr((W − Ŵ) H (W − Ŵ)ᵀ) within 1 %, scales within 1e-5
  *   relative (and zero points equal) on every group of a row up to the row's
  *   first differing code;

@@ -2,10 +2,10 @@
  * A realistically sized model through the Hub path, on the GPU machine:
  *
  *   node dist-node/hub-model.mjs [--config qwen2.5-0.5b|llama-3.2-1b|tiny] [--method w4-g128|f32|w8-row|...]
- *       [--seqlen 512] [--slice 4] [--kl] [--keep DIR] [--json OUT.json]
+ *       [--seqlen 512] [--slice 4] [--kl] [--shard-mb 512] [--keep DIR] [--json OUT.json]
  *
  * 1. write: a random-weight model of the real config (f16 safetensors shards of
- *    ≤ 1 GiB and an index, the embedded tokenizer: its ids < 4096 are valid in
+ *    about --shard-mb MiB and an index, the embedded tokenizer: its ids < 4096 are valid in
  *    any of these vocabularies) into a temporary folder, tensor by tensor;
  * 2. download: a local Hub stand-in on 127.0.0.1 serves that folder in the
  *    Hub's URL layout and the lab downloads it into a fresh cache folder
@@ -109,7 +109,8 @@ async function main(): Promise<void> {
     console.log(`device: ${[report.vendor, report.architecture, report.description].filter(Boolean).join(' / ')}${report.isFallbackAdapter ? ' (fallback adapter)' : ''}`);
     console.log(`model: random weights with ${which}'s config (${chosen.config.model_type}), f16 shards; ${methodName(spec.method)}, window ${spec.eval.windowLength}, ${spec.eval.windows} windows`);
     const modelDir = join(work, 'model');
-    const bytes = await lap('write', () => writeModelDir(modelDir, chosen.family, chosen.config, { dtype: 'F16', shardBytes: 2 ** 30 }));
+    const shardBytes = Number(arg('shard-mb', '512')) * 2 ** 20;
+    const bytes = await lap('write', () => writeModelDir(modelDir, chosen.family, chosen.config, { dtype: 'F16', shardBytes }));
     console.log(`  (${formatBytes(bytes)} of f16 weights)`);
     server.putDirectory(chosen.repo, 'main', modelDir);
     const cache = directoryCache(join(work, 'cache'));

@@ -9,8 +9,8 @@
  * - Resumable: a partial file in the cache is continued with an HTTP Range
  *   request; a server that ignores Range starts the file over.
  * - Checked: JSON files must parse, safetensors headers must fit their file,
- *   and where the server names a SHA-256 in the ETag (the Hub does for LFS
- *   files) the file must hash to it. A file that fails is removed from the
+ *   and where the server names a SHA-256 in X-Linked-ETag (the Hub does for
+ *   LFS files it serves without a redirect) the file must hash to it. A file that fails is removed from the
  *   cache, so the next run downloads it afresh.
  * - The access token goes in the Authorization header only: never in a URL,
  *   a message, a result or a log.
@@ -121,13 +121,14 @@ function authHeaders(token: string | null | undefined): Record<string, string> {
   return token ? { Authorization: `Bearer ${token}` } : {};
 }
 
-/** The SHA-256 a Hub answer names for the file (LFS files: the ETag / X-Linked-ETag), or null. */
+/**
+ * The SHA-256 the Hub names for an LFS file in X-Linked-ETag, or null. A
+ * plain ETag is not trusted: CDNs behind the Hub's redirects put other
+ * 64-hex-digit hashes there (Xet's content hashes are not SHA-256).
+ */
 function sha256Of(response: Response): string | null {
-  for (const h of ['x-linked-etag', 'etag']) {
-    const m = /^(?:W\/)?"?([0-9a-f]{64})"?$/.exec(response.headers.get(h)?.trim() ?? '');
-    if (m) return m[1];
-  }
-  return null;
+  const m = /^(?:W\/)?"?([0-9a-f]{64})"?$/.exec(response.headers.get('x-linked-etag')?.trim() ?? '');
+  return m ? m[1] : null;
 }
 
 /** Bytes/second over a sliding window of recent chunks. */
@@ -292,7 +293,7 @@ export async function downloadHubModel(ref: { repo: string; revision: string }, 
       const hash = new Sha256();
       for (let at = 0; at < size; at += READ_CHUNK) hash.update(await cache.readRange(key(file), at, Math.min(size, at + READ_CHUNK)));
       const got = hash.hex();
-      if (got !== sha) await damaged(`its SHA-256 is ${got.slice(0, 12)}…, the server's ETag says ${sha.slice(0, 12)}…`);
+      if (got !== sha) await damaged(`its SHA-256 is ${got.slice(0, 12)}…, the server's X-Linked-ETag says ${sha.slice(0, 12)}…`);
     }
   };
 

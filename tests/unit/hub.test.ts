@@ -165,7 +165,7 @@ describe('errors a person can act on', () => {
     expect((await cache.list()).some((e) => e.file === shard)).toBe(false);
   });
 
-  it('corrupt shard data: caught by the SHA-256 the server names in its ETag', async () => {
+  it('corrupt shard data: caught by the SHA-256 the server names in X-Linked-ETag', async () => {
     const files = embeddedModelFiles('qlab-llama-6m', 2);
     const shard = 'model-00001-of-00002.safetensors';
     server.put('qlab/sha', 'main', files, { etagSha256: true });
@@ -182,7 +182,7 @@ describe('errors a person can act on', () => {
       if (!String(input).endsWith(shard) || (init?.method ?? 'GET') !== 'GET') return response;
       return new Response(bad, { status: 200, headers: response.headers });
     };
-    await expect(download('qlab/sha2', { fetch: tampering })).rejects.toThrow(new RegExp(`qlab/sha2@main/${shard} is damaged: its SHA-256 is [0-9a-f]{12}…, the server's ETag says [0-9a-f]{12}…`));
+    await expect(download('qlab/sha2', { fetch: tampering })).rejects.toThrow(new RegExp(`qlab/sha2@main/${shard} is damaged: its SHA-256 is [0-9a-f]{12}…, the server's X-Linked-ETag says [0-9a-f]{12}…`));
   });
 
   it('refuses a malformed repository id before any request', async () => {

@@ -185,7 +185,10 @@ export function opfsCache(rootName = 'qlab-hub'): HubCache {
       const freed = held.reduce((s, e) => s + e.bytes, 0);
       const root = await rootDir();
       if (filter.repo === undefined) {
-        for await (const [name] of entries(root)) await root.removeEntry(name, { recursive: true });
+        // names first: removing while iterating a directory may skip entries
+        const names: string[] = [];
+        for await (const [name] of entries(root)) names.push(name);
+        for (const name of names) await root.removeEntry(name, { recursive: true });
       } else {
         const repo = await root.getDirectoryHandle(encodeSegment(filter.repo)).catch(() => null);
         if (repo) {

@@ -3,9 +3,10 @@
  *
  *   input_ids int64 [batch, sequence]  →  logits float [batch, sequence, vocab]
  *
- * computing exactly src/core/reference.ts's decoderForwardRef (no KV cache:
- * past key/values are not inputs, every call runs the whole sequence from
- * position 0). Quantized linears are `com.microsoft` MatMulNBits nodes
+ * computing exactly src/core/reference.ts's decoderForwardRef. Without a KV
+ * cache (the default) every call runs the whole sequence from position 0;
+ * with `kvCache` the graph also takes past keys/values and returns the
+ * present ones (OnnxExportOptions.kvCache). Quantized linears are `com.microsoft` MatMulNBits nodes
  * (layout: matmul-nbits.ts); everything else is standard ONNX, opset 17:
  *
  *   embeddings   Gather (+ Gather of learned positions, Add)
@@ -220,6 +221,13 @@ function activation(g: GraphBuilder, x: string, c: DecoderConfig): string {
 }
 
 export interface OnnxExportOptions {
+  /**
+   * Past keys and values as inputs `past_key_values.{i}.key|value` and outputs
+   * `present.{i}.key|value`, float [batch, kvHeads, length, headDim] (keys
+   * after RoPE), for generation one token at a time; positions continue from
+   * the past length. Pass empty pasts (length 0) for a first call.
+   */
+  kvCache?: boolean;
   /** stored in the model's metadata_props (method, scheme, source model) */
   metadata?: Record<string, string>;
   /** the graph's name */
@@ -237,10 +245,19 @@ export function exportOnnx(weights: ExportWeights, options: OnnxExportOptions = 
   const hd = c.headDim;
   const group = H / Hkv;
 
-  // positions 0 … S−1 and the causal mask (key j > query i is masked)
+  const kvCache = options.kvCache ?? false;
+  const pastKey = (i: number) => `past_key_values.${i}.key`;
+  const pastValue = (i: number) => `past_key_values.${i}.value`;
+  if (kvCache) for (let i = 0; i < c.numLayers; i++) for (const n of [pastKey(i), pastValue(i), `present.${i}.key`, `present.${i}.value`]) g.unique(n);
+
+  // positions P … P+S−1 (P = past length, 0 without a cache) and the causal
+  // mask over all P+S keys: key j is masked for the query at position p when j > p
   const seqLen = g.op('Gather', [g.op('Shape', ['input_ids']), g.intScalar(1)], { axis: 0 });
-  const positions = g.op('Range', [g.intScalar(0), seqLen, g.intScalar(1)]);
-  const future = g.op('Greater', [g.op('Unsqueeze', [positions, g.ints([0])]), g.op('Unsqueeze', [positions, g.ints([1])])]);
+  const pastLen = kvCache ? g.op('Gather', [g.op('Shape', [pastKey(0)]), g.intScalar(2)], { axis: 0 }) : g.intScalar(0);
+  const totalLen = kvCache ? g.op('Add', [pastLen, seqLen]) : seqLen;
+  const positions = g.op('Range', [pastLen, totalLen, g.intScalar(1)]);
+  const keyPositions = kvCache ? g.op('Range', [g.intScalar(0), totalLen, g.intScalar(1)]) : positions;
+  const future = g.op('Greater', [g.op('Unsqueeze', [keyPositions, g.ints([0])]), g.op('Unsqueeze', [positions, g.ints([1])])]);
 
   let x = g.op('Gather', [g.floats('embed.tokens', weights.embedTokens, [c.vocabSize, c.hiddenSize]), 'input_ids'], { axis: 0 }, { name: 'embed_tokens' });
   let cos = '';
@@ -264,15 +281,24 @@ export function exportOnnx(weights: ExportWeights, options: OnnxExportOptions = 
     const xn = norm(g, x, block.attnNorm, c, `${p}.attn_norm`);
     let q = g.op('Reshape', [linear(g, xn, block.linears['attn.q']), g.ints([0, 0, H, hd])]);
     let k = g.op('Reshape', [linear(g, xn, block.linears['attn.k']), g.ints([0, 0, Hkv, hd])]);
-    const v = g.op('Reshape', [linear(g, xn, block.linears['attn.v']), g.ints([0, 0, Hkv, 1, hd])]);
+    const v = g.op('Reshape', [linear(g, xn, block.linears['attn.v']), g.ints([0, 0, Hkv, hd])]);
     if (c.positions === 'rope') {
       q = rope(g, q, cos, sin, hd);
       k = rope(g, k, cos, sin, hd);
     }
-    // q [B, Hkv, group, S, hd]; kᵀ [B, Hkv, 1, hd, S]; v [B, Hkv, 1, S, hd]
+    // keys and values [B, Hkv, T, hd] (T = P + S; the cache's layout), the past ones first
+    let keys = g.op('Transpose', [k], { perm: [0, 2, 1, 3] });
+    let values = g.op('Transpose', [v], { perm: [0, 2, 1, 3] });
+    if (kvCache) {
+      keys = g.op('Concat', [pastKey(i), keys], { axis: 2 });
+      values = g.op('Concat', [pastValue(i), values], { axis: 2 });
+      g.nodes.push({ opType: 'Identity', domain: '', name: `present.${i}.key_output`, input: [keys], output: [`present.${i}.key`], attribute: [] });
+      g.nodes.push({ opType: 'Identity', domain: '', name: `present.${i}.value_output`, input: [values], output: [`present.${i}.value`], attribute: [] });
+    }
+    // q [B, Hkv, group, S, hd]; kᵀ [B, Hkv, 1, hd, T]; v [B, Hkv, 1, T, hd]
     const qh = g.op('Transpose', [g.op('Reshape', [q, g.ints([0, 0, Hkv, group, hd])])], { perm: [0, 2, 3, 1, 4] });
-    const kt = g.op('Transpose', [g.op('Reshape', [k, g.ints([0, 0, Hkv, 1, hd])])], { perm: [0, 2, 3, 4, 1] });
-    const vh = g.op('Transpose', [v], { perm: [0, 2, 3, 1, 4] });
+    const kt = g.op('Transpose', [g.op('Unsqueeze', [keys, g.ints([2])])], { perm: [0, 1, 2, 4, 3] });
+    const vh = g.op('Unsqueeze', [values, g.ints([2])]);
     const scores = g.op('Mul', [g.op('MatMul', [qh, kt]), scale]);
     const probs = g.op('Softmax', [g.op('Where', [future, negInf, scores])], { axis: -1 });
     const context = g.op('Transpose', [g.op('MatMul', [probs, vh])], { perm: [0, 3, 1, 2, 4] });
@@ -308,6 +334,10 @@ export function exportOnnx(weights: ExportWeights, options: OnnxExportOptions = 
     );
   }
   const dim = (d: number | string) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d });
+  const cacheNames = kvCache
+    ? weights.blocks.map((_, i) => [{ key: pastKey(i), value: pastValue(i) }, { key: `present.${i}.key`, value: `present.${i}.value` }] as const)
+    : [];
+  const cacheValue = (name: string, length: string) => ({ name, type: { tensorType: { elemType: FLOAT, shape: { dim: [dim('batch'), dim(Hkv), dim(length), dim(hd)] } } } });
   const model = onnx.ModelProto.create({
     irVersion: 8,
     producerName: 'qlab',
@@ -316,8 +346,14 @@ export function exportOnnx(weights: ExportWeights, options: OnnxExportOptions = 
     metadataProps: Object.entries(options.metadata ?? {}).map(([key, value]) => ({ key, value })),
     graph: {
       name: options.name ?? `qlab ${c.family}`,
-      input: [{ name: 'input_ids', type: { tensorType: { elemType: INT64, shape: { dim: [dim('batch'), dim('sequence')] } } } }],
-      output: [{ name: 'logits', type: { tensorType: { elemType: FLOAT, shape: { dim: [dim('batch'), dim('sequence'), dim(c.vocabSize)] } } } }],
+      input: [
+        { name: 'input_ids', type: { tensorType: { elemType: INT64, shape: { dim: [dim('batch'), dim('sequence')] } } } },
+        ...cacheNames.flatMap(([past]) => [past.key, past.value]).map((name) => cacheValue(name, 'past_sequence')),
+      ],
+      output: [
+        { name: 'logits', type: { tensorType: { elemType: FLOAT, shape: { dim: [dim('batch'), dim('sequence'), dim(c.vocabSize)] } } } },
+        ...cacheNames.flatMap(([, present]) => [present.key, present.value]).map((name) => cacheValue(name, 'total_sequence')),
+      ],
       initializer: g.initializers,
       node: g.nodes,
     },

@@ -128,3 +128,47 @@ describe.each(models)('%s exported to ONNX, run in onnxruntime-web', (name) => {
     });
   }
 });
+
+describe.each(models)('%s exported with a KV cache', (name) => {
+  it('a prefix then the rest with the returned keys/values gives the logits of one full pass', { timeout: 60_000 }, async () => {
+    const model = await loadModel(directorySource(modelDir(name)));
+    const c = model.config;
+    const prepared = await prepareWeights({ id: 'rtn', bits: 4, groupSize: 128, symmetric: false }, c, modelReader(model));
+    const weights = await collectWeights(c, prepared);
+    const ids = model.tokenizer!.encode(wikitextText().slice(0, 2_000)).slice(0, 48);
+    const plain = await createOnnxSession(exportOnnx(weights), { ort: nodeOrt });
+    const cached = await createOnnxSession(exportOnnx(weights, { kvCache: true }), { ort: nodeOrt });
+    const { ort } = cached;
+    const hd = c.headDim;
+    const feeds = (part: number[], past: Record<string, import('onnxruntime-web').Tensor> | null) => {
+      const f: Record<string, import('onnxruntime-web').Tensor> = { input_ids: new ort.Tensor('int64', BigInt64Array.from(part.map(BigInt)), [1, part.length]) };
+      for (let i = 0; i < c.numLayers; i++) {
+        for (const kv of ['key', 'value']) {
+          f[`past_key_values.${i}.${kv}`] = past ? past[`present.${i}.${kv}`] : new ort.Tensor('float32', new Float32Array(0), [1, c.numKvHeads, 0, hd]);
+        }
+      }
+      return f;
+    };
+    const full = await onnxLogits(plain.ort, plain.session, ids);
+    const all = await cached.session.run(feeds(ids, null));
+    const first = await cached.session.run(feeds(ids.slice(0, 32), null));
+    expect(first[`present.${c.numLayers - 1}.key`].dims).toEqual([1, c.numKvHeads, 32, hd]);
+    const rest = await cached.session.run(feeds(ids.slice(32), first));
+    expect(rest[`present.0.value`].dims).toEqual([1, c.numKvHeads, 48, hd]);
+    const v = c.vocabSize;
+    const allLogits = all.logits.data as Float32Array;
+    const restLogits = rest.logits.data as Float32Array;
+    let maxAbs = 0;
+    let diffAll = 0;
+    let diffRest = 0;
+    for (let i = 0; i < full.length; i++) {
+      maxAbs = Math.max(maxAbs, Math.abs(full[i]));
+      diffAll = Math.max(diffAll, Math.abs(allLogits[i] - full[i]));
+    }
+    for (let i = 0; i < 16 * v; i++) diffRest = Math.max(diffRest, Math.abs(restLogits[i] - full[32 * v + i]));
+    expect(diffAll).toBeLessThan(1e-5 * maxAbs);
+    expect(diffRest).toBeLessThan(1e-4 * maxAbs);
+    await plain.session.release();
+    await cached.session.release();
+  });
+});

@@ -226,6 +226,8 @@ export interface HessianFactor {
   order: Int32Array;
   /** the dampening added to the diagonal */
   lambda: number;
+  /** λ as a fraction of mean(diag H): the requested one, or more where float32 could not factor H with it */
+  dampening: number;
   /** inputs with H_jj = 0 */
   dead: number;
 }
@@ -268,9 +270,10 @@ export async function factorHessian(
     const diag = new Float32Array(await readBuffer(device, diagBuffer, k * 4));
     let dead = 0;
     for (const d of diag) if (d === 0) dead++;
-    const lambda = dampeningLambda(diag, options.dampening ?? DEFAULT_DAMPENING);
-    if (!(lambda > 0) || !Number.isFinite(lambda)) {
-      throw new Error(`GPTQ: the Hessian's diagonal has mean ${lambda / (options.dampening ?? DEFAULT_DAMPENING)}: it must be positive and finite (no calibration data recorded, or overflow).`);
+    const requested = options.dampening ?? DEFAULT_DAMPENING;
+    const mean = dampeningLambda(diag, 1);
+    if (!(mean > 0) || !Number.isFinite(mean)) {
+      throw new Error(`GPTQ: the Hessian's diagonal has mean ${mean}: it must be positive and finite (no calibration data recorded, or overflow).`);
     }
     const order = options.actOrder ? actOrderPermutation(diag) : Int32Array.from({ length: k }, (_, j) => j);
     const permBuffer = ledger.upload('scratch', Uint32Array.from(order), 'gptq.perm');
@@ -280,23 +283,42 @@ export async function factorHessian(
     abortCheck(options.signal);
     lap('prepare');
 
-    const chol = new Batch(ledger, 'gptq cholesky');
-    chol.add({ pipeline: pipe('prepare'), bindings: { 0: hessian, 2: u, 3: permBuffer }, paramsBinding: 4, u32: [k], f32: { 4: lambda }, workgroups: Math.ceil((k * k) / 256) });
-    for (let b = 0; b < k; b += NB) {
-      chol.add({ pipeline: pipe('cholDiag', { DIAG_WG: tuning.cpu ? 32 : 256 }), bindings: { 2: u, 5: status }, paramsBinding: 4, u32: [k, b], workgroups: 1 });
-      const rest = k - b - NB;
-      if (rest <= 0) continue;
-      chol.add({ pipeline: pipe('cholPanel'), bindings: { 2: u }, paramsBinding: 4, u32: [k, b], workgroups: Math.ceil(rest / 64) });
-      if (tuning.cpu) {
-        const blocks = rest / 8;
-        chol.add({ pipeline: pipe('cholUpdateCpu'), bindings: { 7: u }, paramsBinding: 4, u32: [k, b], workgroups: Math.ceil((blocks * (blocks + 1)) / 2 / 64) });
-      } else {
-        const tiles = Math.ceil(rest / TILE);
-        chol.add({ pipeline: pipe('cholUpdate'), bindings: { 2: u }, paramsBinding: 4, u32: [k, b, 0, tiles], workgroups: (tiles * (tiles + 1)) / 2 });
+    // A Hessian that float32 cannot factor at the requested dampening is factored again
+    // with more (at least 0.01, then 0.1 of mean diag H); the result reports what was used.
+    const ladder = [requested, Math.max(10 * requested, 0.01), Math.max(100 * requested, 0.1)];
+    let dampening = requested;
+    let lambda = 0;
+    for (let attempt = 0; ; attempt++) {
+      dampening = ladder[attempt];
+      lambda = dampeningLambda(diag, dampening);
+      device.queue.writeBuffer(status, 0, new Uint32Array([0]));
+      const chol = new Batch(ledger, 'gptq cholesky');
+      chol.add({ pipeline: pipe('prepare'), bindings: { 0: hessian, 2: u, 3: permBuffer }, paramsBinding: 4, u32: [k], f32: { 4: lambda }, workgroups: Math.ceil((k * k) / 256) });
+      for (let b = 0; b < k; b += NB) {
+        chol.add({ pipeline: pipe('cholDiag', { DIAG_WG: tuning.cpu ? 32 : 256 }), bindings: { 2: u, 5: status }, paramsBinding: 4, u32: [k, b], workgroups: 1 });
+        const rest = k - b - NB;
+        if (rest <= 0) continue;
+        chol.add({ pipeline: pipe('cholPanel'), bindings: { 2: u }, paramsBinding: 4, u32: [k, b], workgroups: Math.ceil(rest / 64) });
+        if (tuning.cpu) {
+          const blocks = rest / 8;
+          chol.add({ pipeline: pipe('cholUpdateCpu'), bindings: { 7: u }, paramsBinding: 4, u32: [k, b], workgroups: Math.ceil((blocks * (blocks + 1)) / 2 / 64) });
+        } else {
+          const tiles = Math.ceil(rest / TILE);
+          chol.add({ pipeline: pipe('cholUpdate'), bindings: { 2: u }, paramsBinding: 4, u32: [k, b, 0, tiles], workgroups: (tiles * (tiles + 1)) / 2 });
+        }
+      }
+      await chol.run();
+      abortCheck(options.signal);
+      const failed = new Uint32Array(await readBuffer(device, status, 4))[0];
+      if (!failed) break;
+      if (attempt + 1 === ladder.length) {
+        throw new Error(
+          `GPTQ: the Hessian (K=${k}) is not positive definite in float32 even with dampening ${dampening} ` +
+            `(λ=${lambda.toExponential(3)}; first failing column ${failed - 1}): the calibration inputs of this layer ` +
+            `are degenerate (too few tokens, or overflow): use more calibration tokens or keep the layer RTN.`,
+        );
       }
     }
-    await chol.run();
-    abortCheck(options.signal);
     lap('cholesky');
 
     const xinv = scratch(k * k * 4, 'gptq.Linv');
@@ -312,16 +334,8 @@ export async function factorHessian(
     }
     inv.add({ pipeline: pipe('reverse'), bindings: { 2: u, 6: xinv }, paramsBinding: 4, u32: [k], workgroups: Math.ceil((k * k) / 256) });
     await inv.run();
-    const failed = new Uint32Array(await readBuffer(device, status, 4))[0];
-    if (failed) {
-      throw new Error(
-        `GPTQ: the dampened Hessian (K=${k}, λ=${lambda.toExponential(3)}) is not positive definite in float32 at ` +
-          `column ${failed - 1} of the factorization: raise the dampening (now ${options.dampening ?? DEFAULT_DAMPENING}) ` +
-          `or use more calibration tokens.`,
-      );
-    }
     lap('inverse');
-    const result = { u, order, lambda, dead };
+    const result = { u, order, lambda, dampening, dead };
     u = null;
     return result;
   } finally {
@@ -351,6 +365,9 @@ export function sweepBlockSize(requested: number, groupSize: number, staticGroup
  * buffer), into the shared packed format. `loss` is GPTQ's ½ Σ err², computed
  * for H as given, and for an accumulator's for H = 2 XᵀX / samples (GPTQ's
  * own scaling, so it reads as a mean squared output error per token).
+ * `dampening` is the fraction of mean(diag H) used: the requested one, or
+ * 0.01 / 0.1 where float32 could not factor H with less. `seconds` per stage:
+ * prepare, cholesky, inverse (absent with a shared `factor`), sweep, pack.
  */
 export async function gptqQuantize(
   ledger: MemoryLedger,
@@ -360,7 +377,7 @@ export async function gptqQuantize(
   hessian: HessianAccumulator | GPUBuffer,
   scheme: QuantScheme,
   options: GpuGptqOptions = {},
-): Promise<{ packed: PackedLinear; loss: number; seconds: Record<string, number> }> {
+): Promise<{ packed: PackedLinear; loss: number; seconds: Record<string, number>; dampening: number }> {
   const device = ledger.device;
   const groupSize = resolveGroupSize(n, k, scheme, 'GPTQ');
   if (weight.length !== n * k) {
@@ -483,7 +500,7 @@ export async function gptqQuantize(
       zeros: zerosData ? Uint8Array.from(new Uint32Array(zerosData)) : null,
     };
     lap('pack');
-    return { packed, loss: (total / 2) * lossScale, seconds };
+    return { packed, loss: (total / 2) * lossScale, seconds, dampening: factor.dampening };
   } finally {
     for (const b of owned) ledger.release(b);
   }

@@ -15,6 +15,8 @@
  *   relative (and zero points equal) on every group of a row up to the row's
  *   first differing code;
  * - dead inputs come out as zero weights (act-order, static groups);
+ * - a Hessian float32 cannot factor at the requested dampening is factored
+ *   with more, reported, and matches the reference at that dampening;
  * - a factorization shared by two layers gives what each layer's own gives;
  * - a cancelled run frees every buffer it made.
  */
@@ -125,6 +127,30 @@ describe('GPTQ on the GPU', () => {
       });
     }
   }
+
+  it('factors again with more dampening when float32 cannot factor H with the requested one', async () => {
+    const k = 96;
+    const n = 32;
+    const { h } = gram(inputs(3 * k, k, 300), k, 0, 3 * k);
+    // Couple the two weakest inputs a little more than H + 0.01·mean(diag H)·I allows.
+    const diag = Array.from({ length: k }, (_, j) => h[j * k + j]);
+    const [a, b] = diag.map((d, j) => [d, j]).sort((x, y) => x[0] - y[0]).slice(0, 2).map(([, j]) => j);
+    const lambda = dampeningLambda(diag, 0.01);
+    h[a * k + b] = h[b * k + a] = 1.02 * Math.sqrt((h[a * k + a] + lambda) * (h[b * k + b] + lambda));
+    const { buffer, h32 } = uploadHessian(h);
+    const scheme: QuantScheme = { bits: 4, groupSize: 32, symmetric: false };
+    const wk = randomF32(n * k, 301, 0.1);
+    const gpu = await gptqQuantize(ledger, wk, n, k, buffer, scheme, { dampening: 0.01 });
+    expect(gpu.dampening).toBe(0.1);
+    expect(() => gptqReference(wk, n, k, h32, scheme, { dampening: 0.01 })).toThrow(/not positive definite/);
+    const ref = gptqReference(wk, n, k, h32, scheme, { dampening: 0.1 });
+    const x = unpackCodes(gpu.packed);
+    const y = unpackCodes(ref.packed);
+    let same = 0;
+    for (let i = 0; i < x.length; i++) if (x[i] === y[i]) same++;
+    expect(same / x.length).toBeGreaterThanOrEqual(0.99);
+    ledger.release(buffer);
+  });
 
   const n = 64;
   const k = 256;

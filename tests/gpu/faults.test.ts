@@ -14,7 +14,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { create, globals } from 'webgpu';
 import { dawnDevice } from '../helpers/dawn';
-import { wikitextText } from '../helpers/reference';
+import { readFileSync } from 'node:fs';
+import { root, wikitextText } from '../helpers/reference';
 import { llamaConfigJson } from '../unit/support/configs';
 import { llamaTensors, singleFileModel, tinyTokenizerFiles, type Files } from '../unit/support/tiny-models';
 import type { ExperimentSpec, Result } from '../../src/core/experiment';
@@ -107,23 +108,6 @@ describe('numerical faults', () => {
 });
 
 describe('device loss', () => {
-  it('device.destroy() after window 2: the run ends interrupted at window 2, every buffer released', async () => {
-    const lost = await freshDevice();
-    const ledger = new MemoryLedger(lost);
-    const r = await runExperiment(spec(6), options({
-      device: lost, ledger, source: tinyModel(),
-      onProgress: (p) => {
-        if (p.stage === 'evaluate' && p.done === 2) lost.destroy();
-      },
-    }));
-    expect(r.status).toBe('interrupted');
-    expect(r.metrics).toBeNull();
-    expect(r.partial).toMatchObject({ stage: 'evaluate', done: 2, total: 6, windowsDone: 2, windowsTotal: 6 });
-    expect(r.partial!.perplexity).toBeGreaterThan(1);
-    expect(r.error).toMatch(/^The GPU device was lost \(it was destroyed.*\) during evaluation, after window 2 of 6 \(running perplexity [\d.]+\)\. The run is kept as interrupted/);
-    expect(ledger.snapshot()).toMatchObject({ currentTotal: 0, buffers: 0 });
-  });
-
   it('device.destroy() mid-load: interrupted while loading, every buffer released; another device runs it to the end', async () => {
     const lost = await freshDevice();
     const ledger = new MemoryLedger(lost);
@@ -146,6 +130,29 @@ describe('device loss', () => {
     // another device goes on
     const ok = await runExperiment(spec(2), options({ source: tinyModel() }));
     expect(ok.status).toBe('done');
+  });
+});
+
+describe('device loss during quantization', () => {
+  it('device.destroy() while GPTQ calibrates on the GPU: interrupted while quantizing, every buffer released', async () => {
+    const lost = await freshDevice();
+    const ledger = new MemoryLedger(lost);
+    const stages: string[] = [];
+    const r = await runExperiment(
+      { ...spec(2), method: { id: 'gptq', bits: 4, groupSize: 'row', symmetric: false, calibration: { samples: 2, length: 32 } } },
+      options({
+        device: lost, ledger, source: tinyModel(), calibrationText: readFileSync(`${root}public/data/calibration.txt`, 'utf8').slice(0, 4000),
+        onProgress: (p) => {
+          stages.push(p.stage);
+          if (p.stage === 'quantize' && p.done === 1) lost.destroy();
+        },
+      }),
+    );
+    expect(stages).toContain('quantize');
+    expect(r.status).toBe('interrupted');
+    expect(r.partial).toMatchObject({ stage: 'quantize', done: 1 });
+    expect(r.error).toMatch(/^The GPU device was lost \(it was destroyed.*\) while quantizing \(1 of \d+\)/);
+    expect(ledger.snapshot()).toMatchObject({ currentTotal: 0, buffers: 0 });
   });
 });
 
@@ -174,3 +181,22 @@ describe('limits', () => {
   });
 });
 
+describe('device loss during evaluation', () => {
+  it('device.destroy() after window 2 (the shared device, last): the run ends interrupted at window 2, every buffer released', async () => {
+    // the file's shared device, its pipelines already compiled: this test comes last
+    const lost = device;
+    const ledger = new MemoryLedger(lost);
+    const r = await runExperiment(spec(6), options({
+      device: lost, ledger, source: tinyModel(),
+      onProgress: (p) => {
+        if (p.stage === 'evaluate' && p.done === 2) lost.destroy();
+      },
+    }));
+    expect(r.status).toBe('interrupted');
+    expect(r.metrics).toBeNull();
+    expect(r.partial).toMatchObject({ stage: 'evaluate', done: 2, total: 6, windowsDone: 2, windowsTotal: 6 });
+    expect(r.partial!.perplexity).toBeGreaterThan(1);
+    expect(r.error).toMatch(/^The GPU device was lost \(it was destroyed.*\) during evaluation, after window 2 of 6 \(running perplexity [\d.]+\)\. The run is kept as interrupted/);
+    expect(ledger.snapshot()).toMatchObject({ currentTotal: 0, buffers: 0 });
+  });
+});

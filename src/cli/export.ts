@@ -6,7 +6,8 @@
  *       --format onnx|autoawq --out exported [--sym] [--head] [--embed] [--verify [--slice N] [--seqlen N]]
  *
  * --format onnx      model.onnx (MatMulNBits for the quantized linears, src/export/onnx.ts)
- *                    beside config.json and the tokenizer files
+ *                    beside config.json and the tokenizer files; with past_key_values.{i}.key|value
+ *                    inputs and present.{i}.key|value outputs unless --no-kv-cache
  * --format autoawq   config.json with quantization_config + model.safetensors in AutoAWQ's
  *                    GEMM layout (W4 only, src/export/autoawq.ts), tokenizer files copied
  * --verify           (onnx) WikiText-2 perplexity through onnxruntime-web (wasm) on the first
@@ -22,6 +23,7 @@ import { join, resolve } from 'node:path';
 import { brotliDecompressSync } from 'node:zlib';
 import { pathToFileURL } from 'node:url';
 import { parseJsonObject } from '../core/config';
+import type { DecoderConfig } from '../core/decoder';
 import { methodName, type ExperimentSpec, type MethodSpec } from '../core/experiment';
 import { evalWindows, type ProtocolName } from '../core/protocols';
 import { exportAutoAwq } from '../export/autoawq';
@@ -53,6 +55,8 @@ export interface ExportArgs {
   format: 'onnx' | 'autoawq';
   out: string;
   verify: boolean;
+  /** --no-kv-cache: an ONNX graph without past/present key-value inputs and outputs */
+  noKvCache: boolean;
   slice: number;
   seqlen: number;
   protocol: ProtocolName;
@@ -63,7 +67,7 @@ class UsageError extends Error {}
 export function parseExportArgs(argv: string[]): ExportArgs {
   const a: ExportArgs = {
     model: 'qlab-llama-6m', method: 'rtn', bits: 4, group: 128, symmetric: false, head: false, embed: false,
-    format: 'onnx', out: 'exported', verify: false, slice: 4, seqlen: 512, protocol: 'gptq',
+    format: 'onnx', out: 'exported', verify: false, noKvCache: false, slice: 4, seqlen: 512, protocol: 'gptq',
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
@@ -83,6 +87,7 @@ export function parseExportArgs(argv: string[]): ExportArgs {
       case '--format': a.format = value() as ExportArgs['format']; break;
       case '--out': a.out = value(); break;
       case '--verify': a.verify = true; break;
+      case '--no-kv-cache': a.noKvCache = true; break;
       case '--slice': a.slice = Number(value()); break;
       case '--seqlen': a.seqlen = Number(value()); break;
       case '--protocol': a.protocol = value() as ProtocolName; break;
@@ -150,7 +155,7 @@ export async function exportCommand(argv: string[]): Promise<void> {
     const awq = exportAutoAwq(weights, model.family, sourceConfig);
     files.push({ name: 'model.safetensors', bytes: awq.safetensors }, { name: 'config.json', bytes: JSON.stringify(awq.config, null, 2) + '\n' });
   } else {
-    onnxBytes = exportOnnx(weights, { metadata: { source: a.model, method: methodName(method), producer: 'qlab' } });
+    onnxBytes = exportOnnx(weights, { kvCache: !a.noKvCache, metadata: { source: a.model, method: methodName(method), producer: 'qlab' } });
     files.push({ name: 'model.onnx', bytes: onnxBytes }, { name: 'config.json', bytes: JSON.stringify(sourceConfig, null, 2) + '\n' });
   }
   mkdirSync(a.out, { recursive: true });
@@ -159,7 +164,7 @@ export async function exportCommand(argv: string[]): Promise<void> {
   const written = files.map((f) => (typeof f.bytes === 'string' ? f.name : `${f.name} (${(f.bytes.length / 1e6).toFixed(2)} MB)`));
   if (onnxBytes && a.verify) {
     const tokens = model.tokenizer!.encode(readFileSync(join(root, 'public/data/wikitext-2-raw-v1/test.txt'), 'utf8'));
-    await verify(a, root, dir, onnxBytes, method, model.config.vocabSize, tokens, model.tokenizer!.bosTokenId ?? model.config.bosTokenId);
+    await verify(a, root, dir, onnxBytes, method, model.config, tokens, model.tokenizer!.bosTokenId ?? model.config.bosTokenId);
   }
   console.log(`wrote ${written.join(', ')} and the tokenizer files to ${a.out} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
@@ -184,12 +189,14 @@ function ortWasmDir(root: string): string {
   return dir;
 }
 
-async function verify(a: ExportArgs, root: string, dir: string, bytes: Uint8Array, method: MethodSpec, vocab: number, tokens: number[], bos: number | null): Promise<void> {
+async function verify(a: ExportArgs, root: string, dir: string, bytes: Uint8Array, method: MethodSpec, config: DecoderConfig, tokens: number[], bos: number | null): Promise<void> {
+  const vocab = config.vocabSize;
   const wasmDir = ortWasmDir(root);
   const windows = () => evalWindows(a.protocol, tokens, { windowLength: a.seqlen, limit: a.slice, bosTokenId: bos, vocabSize: vocab });
   const total = Math.min(a.slice, Math.floor(tokens.length / a.seqlen));
   const onnx = await onnxPerplexity(bytes, vocab, windows(), total, {
     ort: nodeOrt,
+    cache: { kvHeads: config.numKvHeads, headDim: config.headDim },
     wasmPaths: `${pathToFileURL(wasmDir).href}/`,
     numThreads: Math.max(1, Math.min(16, availableParallelism())),
     onProgress: (done, n, e) => process.stderr.write(`\ronnxruntime-web: window ${done}/${n}, ppl ${e.perplexity.toFixed(3)}   `),

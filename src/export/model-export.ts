@@ -112,7 +112,8 @@ export async function exportModel(request: ExportRequest, deps: ExportDeps): Pro
     return { kind: 'file', fileName: exportFileName(request.result, 'autoawq'), mime: 'application/zip', bytes: zipStore(entries) };
   }
   progress({ stage: 'write', done: 0, total: 1, detail: 'ONNX' });
-  const bytes = exportOnnx(weights, { metadata: { source: source.name, method: methodName(request.result.spec.method), producer: 'qlab' } });
+  // with a KV cache, for generation; the check runs this same file (empty pasts)
+  const bytes = exportOnnx(weights, { kvCache: true, metadata: { source: source.name, method: methodName(request.result.spec.method), producer: 'qlab' } });
   if (action.kind === 'download') return { kind: 'file', fileName: exportFileName(request.result, 'onnx'), mime: 'application/octet-stream', bytes };
 
   // verify: the result's first windows, its protocol
@@ -124,6 +125,7 @@ export async function exportModel(request: ExportRequest, deps: ExportDeps): Pro
   const windows = evalWindows(protocol, tokens, { windowLength, limit: n, bosTokenId: model.tokenizer!.bosTokenId ?? model.config.bosTokenId, vocabSize: model.config.vocabSize });
   const onnx = await onnxPerplexity(bytes, model.config.vocabSize, windows, n, {
     ort: deps.ort,
+    cache: { kvHeads: model.config.numKvHeads, headDim: model.config.headDim },
     signal,
     onProgress: (done, total, e) => progress({ stage: 'verify', done, total, detail: `onnxruntime-web ppl ${e.perplexity.toFixed(2)}` }),
   });

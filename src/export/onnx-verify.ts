@@ -31,6 +31,8 @@ export interface OnnxRunOptions {
   numThreads?: number;
   signal?: AbortSignal;
   onProgress?: (done: number, total: number, running: PerplexityEstimate) => void;
+  /** for models exported with a KV cache */
+  cache?: CacheShape;
 }
 
 export type Ort = typeof import('onnxruntime-web');
@@ -53,10 +55,23 @@ export async function createOnnxSession(model: Uint8Array, options: OnnxRunOptio
   return { ort, session };
 }
 
-/** logits [rows, vocab] of one sequence. */
-export async function onnxLogits(ort: Ort, session: Session, ids: ArrayLike<number>): Promise<Float32Array> {
-  const input = new ort.Tensor('int64', BigInt64Array.from(Array.from(ids, (t) => BigInt(t))), [1, ids.length]);
-  const out = await session.run({ input_ids: input });
+/** The cache's shape per layer, for models exported with a KV cache: [1, kvHeads, length, headDim]. */
+export interface CacheShape {
+  kvHeads: number;
+  headDim: number;
+}
+
+/** logits [rows, vocab] of one sequence from position 0 (a model with a KV cache gets empty pasts). */
+export async function onnxLogits(ort: Ort, session: Session, ids: ArrayLike<number>, cache?: CacheShape): Promise<Float32Array> {
+  const feeds: Record<string, import('onnxruntime-web').Tensor> = {
+    input_ids: new ort.Tensor('int64', BigInt64Array.from(Array.from(ids, (t) => BigInt(t))), [1, ids.length]),
+  };
+  for (const name of session.inputNames) {
+    if (!name.startsWith('past_key_values.')) continue;
+    if (!cache) throw new Error(`the ONNX model takes ${name} (a KV cache): give its shape (kvHeads, headDim) to run it.`);
+    feeds[name] = new ort.Tensor('float32', new Float32Array(0), [1, cache.kvHeads, 0, cache.headDim]);
+  }
+  const out = await session.run(feeds, ['logits']);
   const logits = out.logits;
   const data = logits.data as Float32Array;
   logits.dispose?.();
@@ -94,7 +109,7 @@ export async function onnxPerplexity(model: Uint8Array, vocab: number, windows: 
   try {
     for (const window of windows) {
       options.signal?.throwIfAborted();
-      const logits = await onnxLogits(ort, session, window.inputIds);
+      const logits = await onnxLogits(ort, session, window.inputIds, options.cache);
       if (logits.length !== window.inputIds.length * vocab) {
         throw new Error(`the ONNX model returned ${logits.length} logits for ${window.inputIds.length} tokens; a vocabulary of ${vocab} needs ${window.inputIds.length * vocab}.`);
       }

@@ -21,11 +21,18 @@
  *   output is checked against a float64 CPU reference at sampled outputs.
  */
 import { writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readModelConfig } from '../src/core/families';
+import type { DecoderConfig } from '../src/core/decoder';
+import { releasePacked, uploadPacked } from '../src/gpu/packed-table';
+import { loadOrt, timeMatMulNBits } from './onnx-matmulnbits';
+import { LLAMA_32_1B_CONFIG, runE2e, type E2eResult } from './e2e';
 import { maxCode, packedBytes, wordsPerRow, dequantize, type PackedLinear, type QuantBits } from '../src/core/quant/format';
 import type { AdapterReport } from '../src/gpu/device';
 import { nodeDevice } from '../src/cli/dawn';
 import { MemoryLedger } from '../src/gpu/ledger';
-import { F32Linear, dispatchGrid, type GpuLinear, type LinearKernel } from '../src/gpu/linear';
+import { F32Linear, dispatchGrid, type GemvConfig, type GpuLinear, type LinearKernel } from '../src/gpu/linear';
 import { QuantLinear } from '../src/gpu/qlinear';
 
 const args = process.argv.slice(2);
@@ -40,7 +47,8 @@ const SHAPES: [number, number][] = small
   : [[4096, 4096], [14336, 4096], [4096, 14336], [151936, 896]];
 const GEMM_M = small ? 32 : 512;
 const CEILING_BYTES = small ? 64 * 2 ** 20 : 2 ** 30;
-const QUANT_BITS: QuantBits[] = [8, 4, 3, 2];
+const bitsArg = args.find((a) => a.startsWith('--bits='));
+const QUANT_BITS: QuantBits[] = bitsArg ? (bitsArg.slice(7).split(',').map(Number) as QuantBits[]) : [8, 4, 3, 2];
 const GROUP = 128;
 
 // ------------------------------------------------------------------ data ----
@@ -108,13 +116,13 @@ function median(values: number[]): number {
 }
 
 /** Times `record` (one dispatch into the given pass). */
-async function time(device: GPUDevice, record: (pass: GPUComputePassEncoder) => void): Promise<Timing> {
+async function time(device: GPUDevice, record: (pass: GPUComputePassEncoder, run: number) => void): Promise<Timing> {
   const hasTimestamps = device.features.has('timestamp-query');
   // Warm-up (and first-use compilation).
   {
     const encoder = device.createCommandEncoder();
     const pass = encoder.beginComputePass();
-    for (let i = 0; i < WARMUP; i++) record(pass);
+    for (let i = 0; i < WARMUP; i++) record(pass, i);
     pass.end();
     device.queue.submit([encoder.finish()]);
     await device.queue.onSubmittedWorkDone();
@@ -122,7 +130,7 @@ async function time(device: GPUDevice, record: (pass: GPUComputePassEncoder) => 
   // Wall time of a batch.
   const encoder = device.createCommandEncoder();
   const pass = encoder.beginComputePass();
-  for (let i = 0; i < RUNS; i++) record(pass);
+  for (let i = 0; i < RUNS; i++) record(pass, i);
   pass.end();
   const commands = encoder.finish();
   const t0 = performance.now();
@@ -138,7 +146,7 @@ async function time(device: GPUDevice, record: (pass: GPUComputePassEncoder) => 
     const enc = device.createCommandEncoder();
     for (let i = 0; i < RUNS; i++) {
       const p = enc.beginComputePass({ timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
-      record(p);
+      record(p, i);
       p.end();
     }
     enc.resolveQuerySet(querySet, 0, 2 * RUNS, resolve, 0);
@@ -237,9 +245,20 @@ interface Row {
   tflops: number;
   /** max |gpu − ref| / Σ|x·w| over sampled outputs */
   checkError: number;
+  /** 'qlab' or 'ort-web' (onnxruntime-web) */
+  impl: string;
+  /** the kernel's shape: GEMV plan, GEMM tile, or onnxruntime-web's program names */
+  config: string;
+  /** weight copies the timed runs rotated over */
+  copies: number;
 }
 
-/** Runs the layer at M rows; returns timing, and the relative error at sampled outputs. */
+/**
+ * Runs the layer at M rows; returns timing, and the relative error at sampled
+ * outputs. `copies` are more layers with the same weights at other addresses:
+ * run i uses copies[i mod R], so that the weights a run streams are not left
+ * in the L2 cache by the run before (50 MiB on an H100).
+ */
 async function benchLayer(
   device: GPUDevice,
   ledger: MemoryLedger,
@@ -247,12 +266,19 @@ async function benchLayer(
   m: number,
   kernel: LinearKernel,
   rowOf: (row: number) => Float32Array,
+  copies: GpuLinear[] = [linear],
 ) {
   const { n, k } = linear;
   const xData = randomFloats(m * k);
   const x = ledger.upload('activations', xData, 'bench.x');
   const y = ledger.createBuffer('activations', m * n * 4, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, 'bench.y');
-  const timing = await time(device, (pass) => linear.encode(pass, x, y, m, kernel));
+  const timing = await time(device, (pass, run) => copies[run % copies.length].encode(pass, x, y, m, kernel));
+  // the checked output is the layer's own
+  {
+    const encoder = device.createCommandEncoder();
+    linear.encode(encoder, x, y, m, kernel);
+    device.queue.submit([encoder.finish()]);
+  }
 
   // Check sampled outputs against float64.
   const read = device.createBuffer({ size: m * n * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
@@ -262,11 +288,19 @@ async function benchLayer(
   await read.mapAsync(GPUMapMode.READ);
   const out = new Float32Array(read.getMappedRange().slice(0));
   read.destroy();
+  const checkError = sampledError(out, xData, m, n, k, rowOf);
+  ledger.release(x);
+  ledger.release(y);
+  return { timing, checkError, copies: copies.length };
+}
+
+/** max |out − ref| / Σ|x·w| over 24 sampled outputs (the last row always among them). */
+function sampledError(out: Float32Array, xData: Float32Array, m: number, n: number, k: number, rowOf: (row: number) => Float32Array): number {
   let checkError = 0;
   const samples = 24;
   for (let s = 0; s < samples; s++) {
-    const row = s === samples - 1 ? n - 1 : Math.floor((s * n) / samples + (nextU32() % Math.max(1, Math.floor(n / samples))));
-    const w = rowOf(Math.min(row, n - 1));
+    const row = Math.min(n - 1, s === samples - 1 ? n - 1 : Math.floor((s * n) / samples + (nextU32() % Math.max(1, Math.floor(n / samples)))));
+    const w = rowOf(row);
     for (const mi of m === 1 ? [0] : [s % m, m - 1]) {
       let ref = 0;
       let mag = 0;
@@ -275,23 +309,23 @@ async function benchLayer(
         ref += p;
         mag += Math.abs(p);
       }
-      checkError = Math.max(checkError, Math.abs(out[mi * n + Math.min(row, n - 1)] - ref) / (mag + 1e-30));
+      checkError = Math.max(checkError, Math.abs(out[mi * n + row] - ref) / (mag + 1e-30));
     }
   }
-  ledger.release(x);
-  ledger.release(y);
-  return { timing, checkError };
+  return checkError;
 }
 
 function makeRow(
-  linear: GpuLinear,
+  linear: Pick<GpuLinear, 'n' | 'k' | 'variant'>,
   m: number,
   kernel: LinearKernel,
   bits: number,
   groupSize: number | null,
   bytes: number,
-  result: { timing: Timing; checkError: number },
+  result: { timing: Timing; checkError: number; copies?: number },
   ceilingGbps: number,
+  impl: string,
+  config: string,
 ): Row {
   const { n, k } = linear;
   const t = result.timing;
@@ -315,60 +349,159 @@ function makeRow(
     ceilingFraction: gbps / ceilingGbps,
     tflops: (2 * m * n * k) / (t.us * 1e6),
     checkError: result.checkError,
+    impl,
+    config,
+    copies: result.copies ?? 1,
   };
 }
 
 // ------------------------------------------------------------------ main ----
 
+const only = new Set((args.find((a) => a.startsWith('--only='))?.slice(7) ?? 'ceiling,gemv,sweep,ort,gemm,e2e').split(','));
+const ortDir = args.find((a) => a.startsWith('--ort='))?.slice(6) ?? join(dirname(fileURLToPath(import.meta.url)), 'ort');
+const e2eWindowsArg = args.find((a) => a.startsWith('--e2e-windows='));
+const E2E_WINDOWS = e2eWindowsArg ? Number(e2eWindowsArg.slice(14)) : undefined;
+/** GEMM at M = 2048 runs on these shapes (the head's output would be 1.2 GB) */
+const GEMM_M2 = small ? 64 : 2048;
+const GEMM_M2_SHAPES = small ? ['256x256'] : ['4096x4096', '14336x4096', '4096x14336'];
+/** GEMV variants swept for 4-bit and f32 layers (besides the default plan and the basic kernel) */
+const Q_SWEEP: [string, Partial<GemvConfig>][] = [
+  ['tpr32 prefetch', { tpr: 32, prefetch: true }],
+  ['tpr64', { tpr: 64 }],
+  ['tpr128', { tpr: 128 }],
+  ['tpr128 prefetch', { tpr: 128, prefetch: true }],
+  ['tpr256', { tpr: 256 }],
+  ['tpr128 rows2', { tpr: 128, rows: 2 }],
+  ['tpr128 no subgroups', { tpr: 128, subgroups: false }],
+];
+const F_SWEEP: [string, Partial<GemvConfig>][] = [
+  ['tpr64', { tpr: 64 }],
+  ['tpr128', { tpr: 128 }],
+  ['tpr256', { tpr: 256 }],
+  ['tpr256 rows1', { tpr: 256, rows: 1 }],
+];
+
+/** Copies of a layer of `bytes` so that the copies together exceed 256 MiB (2 … 32). */
+function copiesFor(bytes: number): number {
+  if (small) return 2;
+  return Math.max(2, Math.min(32, Math.ceil((256 * 2 ** 20) / bytes)));
+}
+
+function describeGemv(g: GemvConfig): string {
+  return g.basic ? 'basic' : `tpr${g.tpr} r${g.rows}${g.xc ? ` xc${g.xc}` : ''} ${g.subgroups ? `sg${g.sg}` : 'wg'}${g.prefetch ? ' pf' : ''}`;
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
   const { device, report } = await openDevice();
   const ledger = new MemoryLedger(device);
-  console.log(`qlab kernel bench — ${report.vendor} / ${report.architecture} / ${report.device || report.description}`);
-  console.log(
-    `features: ${report.features.join(', ')}; ${RUNS} timed runs after ${WARMUP} warm-up, median; ` +
-      `${device.features.has('timestamp-query') ? 'timestamp-query per pass' : 'wall time of a batch'}` +
+  const log = (line: string) => console.log(line);
+  log(`qlab kernel bench — ${report.vendor} / ${report.architecture} / ${report.device || report.description}`);
+  const sgInfo = (device as GPUDevice & { adapterInfo?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).adapterInfo;
+  log(
+    `features: ${report.features.join(', ')}; subgroups ${sgInfo?.subgroupMinSize ?? '?'}…${sgInfo?.subgroupMaxSize ?? '?'}; ` +
+      `${RUNS} timed runs after ${WARMUP} warm-up, median; ` +
+      `${device.features.has('timestamp-query') ? 'timestamp-query per pass' : 'wall time of a batch'}; weights rotated over copies (> 256 MiB)` +
       (small ? '; --small shapes' : ''),
   );
 
-  const ceiling = await measureCeiling(device, ledger);
-  console.log(
-    `ceiling: read ${(ceiling.bytes / 2 ** 20).toFixed(0)} MiB: ${ceiling.results
-      .map((r) => `${r.workgroups} wg ${r.gbps.toFixed(0)} GB/s`)
-      .join(', ')} → ${ceiling.best.gbps.toFixed(1)} GB/s`,
-  );
-  const ceilingGbps = ceiling.best.gbps;
+  let ceilingGbps = 3125; // last measured H100 value, used when the ceiling is not measured in this run
+  let ceiling: Awaited<ReturnType<typeof measureCeiling>> | null = null;
+  if (only.has('ceiling')) {
+    ceiling = await measureCeiling(device, ledger);
+    log(
+      `ceiling: read ${(ceiling.bytes / 2 ** 20).toFixed(0)} MiB: ${ceiling.results
+        .map((r) => `${r.workgroups} wg ${r.gbps.toFixed(0)} GB/s`)
+        .join(', ')} → ${ceiling.best.gbps.toFixed(1)} GB/s`,
+    );
+    ceilingGbps = ceiling.best.gbps;
+  }
+
+  let ort: unknown = null;
+  if (only.has('ort')) {
+    try {
+      ort = await loadOrt(ortDir, device);
+    } catch (e) {
+      log(`onnxruntime-web not loaded from ${ortDir}: ${e instanceof Error ? e.message : e}`);
+    }
+  }
 
   const rows: Row[] = [];
+  const push = (row: Row) => {
+    rows.push(row);
+    log(`  ${row.impl.padEnd(8)} ${row.kernel} M=${row.m} ${row.variant} [${row.config}] ${row.us.toFixed(1)} µs ${row.gbps.toFixed(0)} GB/s ${(100 * row.ceilingFraction).toFixed(1)} % ${row.tflops.toFixed(2)} TFLOP/s check ${row.checkError.toExponential(1)}`);
+  };
   for (const [n, k] of SHAPES) {
-    console.log(`shape ${n}×${k} …`);
+    const shape = `${n}x${k}`;
+    log(`shape ${n}×${k} …`);
     const w = randomFloats(n * k, 0.05);
-    const f32 = new F32Linear(ledger, w, n, k, { label: `f32 ${n}x${k}` });
     const f32Row = (row: number) => w.subarray(row * k, (row + 1) * k);
-    rows.push(makeRow(f32, 1, 'gemv', 32, null, n * k * 4, await benchLayer(device, ledger, f32, 1, 'gemv', f32Row), ceilingGbps));
-    rows.push(makeRow(f32, GEMM_M, 'gemm', 32, null, n * k * 4, await benchLayer(device, ledger, f32, GEMM_M, 'gemm', f32Row), ceilingGbps));
-    f32.destroy();
+    const fBytes = n * k * 4;
+    const fCopies = copiesFor(fBytes);
+    if (only.has('gemv')) {
+      const variants: [string, Partial<GemvConfig>][] = [['default', {}], ['basic', { basic: true }], ...(only.has('sweep') ? F_SWEEP : [])];
+      for (const [, gemv] of variants) {
+        const layers = Array.from({ length: fCopies }, (_, i) => new F32Linear(ledger, w, n, k, { label: `f32 ${shape} #${i}`, gemv }));
+        const r = await benchLayer(device, ledger, layers[0], 1, 'gemv', f32Row, layers);
+        push(makeRow(layers[0], 1, 'gemv', 32, null, fBytes, r, ceilingGbps, 'qlab', describeGemv(layers[0].gemv)));
+        for (const l of layers) l.destroy();
+      }
+    }
+    if (only.has('gemm')) {
+      const f32 = new F32Linear(ledger, w, n, k, { label: `f32 ${shape}` });
+      for (const m of GEMM_M2_SHAPES.includes(shape) ? [GEMM_M, GEMM_M2] : [GEMM_M]) {
+        push(makeRow(f32, m, 'gemm', 32, null, fBytes, await benchLayer(device, ledger, f32, m, 'gemm', f32Row), ceilingGbps, 'qlab', 'tile 64'));
+      }
+      f32.destroy();
+    }
 
     for (const bits of QUANT_BITS) {
       const packed = randomPacked(n, k, bits, GROUP);
-      const q = new QuantLinear(ledger, packed, { label: `q${bits} ${n}x${k}` });
       const qRow = (row: number) => packedRow(packed, row);
       const bytes = packedBytes(packed);
-      rows.push(makeRow(q, 1, 'gemv', bits, GROUP, bytes, await benchLayer(device, ledger, q, 1, 'gemv', qRow), ceilingGbps));
-      if (bits === 4) {
-        rows.push(makeRow(q, GEMM_M, 'gemm', bits, GROUP, bytes, await benchLayer(device, ledger, q, GEMM_M, 'gemm', qRow), ceilingGbps));
+      const copies = copiesFor(bytes);
+      const tables = Array.from({ length: copies }, (_, i) => uploadPacked(ledger, packed, `q${bits} ${shape} #${i}`));
+      if (only.has('gemv')) {
+        const variants: [string, Partial<GemvConfig>][] = [['default', {}], ...(bits === 4 ? [['basic', { basic: true }] as [string, Partial<GemvConfig>], ...(only.has('sweep') ? Q_SWEEP : [])] : [])];
+        for (const [, gemv] of variants) {
+          const layers = tables.map((t, i) => new QuantLinear(ledger, t, { label: `q${bits} ${shape} #${i}`, gemv }));
+          const r = await benchLayer(device, ledger, layers[0], 1, 'gemv', qRow, layers);
+          push(makeRow(layers[0], 1, 'gemv', bits, GROUP, bytes, r, ceilingGbps, 'qlab', describeGemv(layers[0].gemv)));
+          for (const l of layers) l.destroy();
+        }
       }
-      q.destroy();
+      if (bits === 4 && ort) {
+        try {
+          const xData = randomFloats(k);
+          const t = await timeMatMulNBits(ort, device, packed, xData, 1, copies, RUNS, WARMUP);
+          const checkError = sampledError(t.y, xData, 1, n, k, qRow);
+          const timing: Timing = { us: t.us ?? t.usWall, usTimestamp: t.us, usWall: t.usWall, method: t.us ? 'timestamp-query' : 'wall' };
+          const view = { n, k, variant: 'q4 g128 asym' } as GpuLinear;
+          push(makeRow(view, 1, 'gemv', 4, GROUP, bytes, { timing, checkError, copies }, ceilingGbps, 'ort-web', `MatMulNBits ×${copies}: ${t.passes} passes ${t.dispatches} dispatches${t.programs.length ? ` ${t.programs.join(' ')}` : ''}`));
+        } catch (e) {
+          log(`  onnxruntime-web MatMulNBits ${shape} failed: ${e instanceof Error ? e.message : e}`);
+        }
+      }
+      if (bits === 4 && only.has('gemm')) {
+        const q = new QuantLinear(ledger, tables[0], { label: `q4 ${shape}` });
+        for (const m of GEMM_M2_SHAPES.includes(shape) ? [GEMM_M, GEMM_M2] : [GEMM_M]) {
+          push(makeRow(q, m, 'gemm', bits, GROUP, bytes, await benchLayer(device, ledger, q, m, 'gemm', qRow), ceilingGbps, 'qlab', 'tile 64'));
+        }
+        q.destroy();
+      }
+      for (const t of tables) releasePacked(ledger, t);
     }
   }
 
   // Table.
-  const header = ['shape N×K', 'kernel', 'M', 'variant', 'bpw', 'µs', 'µs wall', 'GB/s', '% ceil', 'TFLOP/s', 'check'];
+  const header = ['shape N×K', 'impl', 'kernel', 'M', 'variant', 'config', 'bpw', 'µs', 'µs wall', 'GB/s', '% ceil', 'TFLOP/s', 'check'];
   const table = rows.map((r) => [
     r.shape,
+    r.impl,
     r.kernel,
     String(r.m),
     r.variant,
+    r.config.length > 28 ? `${r.config.slice(0, 27)}…` : r.config,
     r.bitsPerWeight.toFixed(3),
     r.us.toFixed(1),
     r.usWall.toFixed(1),
@@ -378,16 +511,31 @@ async function main(): Promise<void> {
     r.checkError.toExponential(1),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((t) => t[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i < 4 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  console.log('');
-  console.log(line(header));
-  for (const t of table) console.log(line(t));
-  console.log(
-    `ceiling ${ceilingGbps.toFixed(1)} GB/s (${(ceiling.bytes / 2 ** 20).toFixed(0)} MiB streamed); ` +
-      `GB/s counts the layer's stored bytes; check = max |gpu − ref| / Σ|x·w| at sampled outputs; ` +
-      `${((Date.now() - started) / 1000).toFixed(1)} s`,
+  const line = (cells: string[]) => cells.map((c, i) => (i < 6 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const text: string[] = [line(header), ...table.map(line)];
+  text.push(
+    `ceiling ${ceilingGbps.toFixed(1)} GB/s${ceiling ? ` (${(ceiling.bytes / 2 ** 20).toFixed(0)} MiB streamed)` : ' (not measured in this run)'}; ` +
+      `GB/s counts the layer's stored bytes; GEMV weights rotated over copies; check = max |gpu − ref| / Σ|x·w| at sampled outputs`,
   );
-  const worst = Math.max(...rows.map((r) => r.checkError));
+
+  let e2e: E2eResult | null = null;
+  if (only.has('e2e')) {
+    try {
+      e2e = await runE2e(device, small ? { config: smallE2eConfig(), tokens: 4096, windowLength: 256, windows: E2E_WINDOWS, decodeSteps: 8, log } : { windows: E2E_WINDOWS, log });
+      text.push(
+        `e2e ${e2e.config}, ${e2e.scheme}: load ${e2e.loadSeconds.toFixed(1)} s; WikiText-2-sized ppl (${e2e.tokens} tokens, ${e2e.windowsTotal} windows of ${e2e.windowLength}` +
+          `${e2e.windowsRun < e2e.windowsTotal ? `, ${e2e.windowsRun} run, time scaled` : ''}): ${e2e.pplSecondsAll.toFixed(1)} s, ` +
+          `${e2e.prefillTokensPerSecond.toFixed(0)} tok/s wall, ${e2e.prefillGpuTokensPerSecond?.toFixed(0) ?? '?'} tok/s GPU; ` +
+          `decode ${e2e.decodeTokensPerSecond.toFixed(1)} tok/s wall, ${e2e.decodeGpuTokensPerSecond?.toFixed(1) ?? '?'} tok/s GPU; kernels ${e2e.kernels.join(', ')}`,
+      );
+    } catch (e) {
+      text.push(`e2e failed: ${e instanceof Error ? e.stack ?? e.message : e}`);
+    }
+  }
+  text.push(`${((Date.now() - started) / 1000).toFixed(1)} s`);
+  console.log('');
+  for (const t of text) console.log(t);
+  const worst = Math.max(0, ...rows.filter((r) => r.impl === 'qlab').map((r) => r.checkError));
   if (worst > 1e-4) {
     console.error(`CHECK FAILED: a kernel's output is off by ${worst.toExponential(2)} of Σ|x·w| (expected < 1e-4).`);
     process.exitCode = 1;
@@ -398,11 +546,14 @@ async function main(): Promise<void> {
       bench: 'kernels',
       date: new Date().toISOString(),
       small,
+      sections: [...only],
       protocol: {
         runs: RUNS,
         warmup: WARMUP,
         timing: device.features.has('timestamp-query') ? 'timestamp-query per compute pass, median' : 'batch wall time / runs',
-        gemmM: GEMM_M,
+        rotation: 'GEMV runs rotate over copies of the weights (together > 256 MiB) so the L2 cache does not hold them; GEMM uses one copy',
+        ort: 'onnxruntime-web/webgpu MatMulNBits, R nodes with their own weight copies on one input; its profiling timestamps per kernel, median',
+        gemmM: [GEMM_M, GEMM_M2],
         quantGroup: GROUP,
         ceiling: 'read-only vec4<u32> sum kernel, best grid',
         gbps: 'stored bytes of the layer (f32 weights, or packed codes + f32 scales + u8 zero points) / time',
@@ -411,11 +562,18 @@ async function main(): Promise<void> {
       device: report,
       ceiling,
       rows,
+      e2e,
     };
     writeFileSync(outPath, JSON.stringify(result, null, 2));
+    writeFileSync(outPath.replace(/\.json$/, '') + '.txt', text.join('\n') + '\n');
     console.log(`wrote ${outPath}`);
   }
   device.destroy();
+}
+
+/** A small decoder for --small runs (SwiftShader). */
+function smallE2eConfig(): DecoderConfig {
+  return readModelConfig({ ...LLAMA_32_1B_CONFIG, vocab_size: 512, hidden_size: 128, intermediate_size: 256, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 32, bos_token_id: 1, eos_token_id: 2 }).config;
 }
 
 main().then(

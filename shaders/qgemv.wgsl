@@ -36,6 +36,8 @@ override GROUP: u32 = 128u;
 override SYMMETRIC: bool = false;
 override HAS_BIAS: bool = false;
 override TPR: u32 = 32u;
+// 4 bits: each lane loads the codes of its next unit before decoding the current one
+override PREFETCH: bool = false;
 
 const WG: u32 = 256u;
 const ROWS: u32 = 4u;
@@ -151,6 +153,11 @@ fn gemv(@builtin(local_invocation_index) lid: u32,
       workgroupBarrier();
       let u0 = c0 / uc;
       let u1 = (c0 + cl) / uc;
+      var cn: array<vec4<u32>, ROWS>;
+      if (BITS == 4u && PREFETCH) {
+        let first = min(u0 + lane, params.rowVec4 - 1u);
+        for (var r = 0u; r < ROWS; r++) { cn[r] = codes[cbase[r] + first]; }
+      }
       for (var u = u0 + lane; u < u1; u += TPR) {
         let vb = (u - u0) * (uc / 4u);  // first x vec4 of the unit in the chunk
         if (BITS == 4u) {
@@ -158,8 +165,15 @@ fn gemv(@builtin(local_invocation_index) lid: u32,
           let x0 = xv(vb); let x1 = xv(vb + 1u); let x2 = xv(vb + 2u); let x3 = xv(vb + 3u);
           let x4 = xv(vb + 4u); let x5 = xv(vb + 5u); let x6 = xv(vb + 6u); let x7 = xv(vb + 7u);
           let mk = vec4<u32>(0xFu, 0xF0u, 0xF00u, 0xF000u);
+          var cc: array<vec4<u32>, ROWS>;
+          if (PREFETCH) {
+            let nu = min(u + TPR, params.rowVec4 - 1u);
+            for (var r = 0u; r < ROWS; r++) { cc[r] = cn[r]; cn[r] = codes[cbase[r] + nu]; }
+          } else {
+            for (var r = 0u; r < ROWS; r++) { cc[r] = codes[cbase[r] + u]; }
+          }
           for (var r = 0u; r < ROWS; r++) {
-            let c = codes[cbase[r] + u];
+            let c = cc[r];
             let gi = gbase[r] + g;
             let cz = vec4<f32>(MAGICF) + zeroPoint(gi) * vec4<f32>(1.0, 16.0, 256.0, 4096.0);
             var t = deq(c.x, mk, cz) * x0 + deq(c.x >> 16u, mk, cz) * x1;

@@ -100,6 +100,10 @@ export interface GemvConfig {
   subgroups: boolean;
   xc: number;
   basic: boolean;
+  /** subgroup size the reduction assumes (0 without subgroups) */
+  sg: number;
+  /** qgemv 4-bit: load the next unit's codes before decoding the current one */
+  prefetch: boolean;
 }
 
 /** Subgroup sizes the adapter promises (0 where unknown or without the feature). */
@@ -107,6 +111,14 @@ export function subgroupMinSize(device: GPUDevice): number {
   if (!device.features.has('subgroups')) return 0;
   const info = (device as GPUDevice & { adapterInfo?: GPUAdapterInfo & { subgroupMinSize?: number } }).adapterInfo;
   return info?.subgroupMinSize ?? 0;
+}
+
+/** The adapter's subgroup size when it has exactly one (the subgroup reductions need it), else 0. */
+export function fixedSubgroupSize(device: GPUDevice): number {
+  if (!device.features.has('subgroups')) return 0;
+  const info = (device as GPUDevice & { adapterInfo?: GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number } }).adapterInfo;
+  const min = info?.subgroupMinSize ?? 0;
+  return min > 0 && min === info?.subgroupMaxSize && LINEAR_WORKGROUP % min === 0 ? min : 0;
 }
 
 /**
@@ -125,8 +137,9 @@ export function gemvSource(base: string, config: { rows: number; subgroups: bool
 export function f32GemvPlan(device: GPUDevice, k: number, override: Partial<GemvConfig> = {}): GemvConfig {
   const tpr = override.tpr ?? teamWidth(Math.ceil(k / 4), 8, 4, 32);
   const rows = override.rows ?? 4;
-  const subgroups = override.subgroups ?? subgroupMinSize(device) >= tpr;
-  return { tpr, rows, subgroups, xc: 0, basic: override.basic ?? false };
+  const sg = override.sg ?? fixedSubgroupSize(device);
+  const subgroups = sg > 0 && (override.subgroups ?? true);
+  return { tpr, rows, subgroups, xc: 0, basic: override.basic ?? false, sg: subgroups ? sg : 0, prefetch: false };
 }
 
 /** Team width for `units` work items per row: about `perLane` per lane, a power of two in [lo, hi]. */
@@ -322,7 +335,7 @@ export class F32Linear implements GpuLinear {
     // Only the GEMV kernels are specialized; the GEMMs read params.hasBias.
     const constants: Record<string, number> = gemv ? { HAS_BIAS: hasBias ? 1 : 0, TPR: fast ? g.tpr : this.tpr } : {};
     const pipeline = fast
-      ? cachedPipeline(this.device, `gemv_f32:r${g.rows}:${g.subgroups ? 'sg' : 'wg'}`, gemvSource(gemvF32Source, g), 'gemv', constants)
+      ? cachedPipeline(this.device, `gemv_f32:r${g.rows}:${g.subgroups ? 'sg' : 'wg'}`, gemvSource(gemvF32Source, g), 'gemv', g.subgroups ? { ...constants, SG: g.sg } : constants)
       : cachedPipeline(this.device, 'matmul_f32', matmulF32Source, entry, constants);
     const bindGroup = this.bindGroups.get(x, y, `${fast ? 'fast' : entry}:${m}`, () => {
       const asVec4 = vec4 && entry !== 'gemm';

@@ -23,7 +23,7 @@ import {
   gemvSource,
   gemvWorkgroups,
   recordDispatch,
-  subgroupMinSize,
+  fixedSubgroupSize,
   teamWidth,
   LINEAR_WORKGROUP,
   type GemvConfig,
@@ -53,13 +53,13 @@ export function quantGemvPlan(device: GPUDevice, k: number, bits: number, overri
   const units = Math.ceil(k / uc);
   const tpr = override.tpr ?? teamWidth(units, 2, 4, 32);
   const rows = override.rows ?? 4;
-  const sg = subgroupMinSize(device);
-  const subgroups = override.subgroups ?? (sg >= tpr);
-  // workgroup memory: x chunk (one vec4 in nine is padding) + the reduction tree when there is no subgroup path
-  const budget = device.limits.maxComputeWorkgroupStorageSize - (subgroups ? 0 : LINEAR_WORKGROUP * rows * 4);
+  const sg = override.sg ?? fixedSubgroupSize(device);
+  const subgroups = sg > 0 && (override.subgroups ?? true);
+  // workgroup memory: x chunk (one vec4 in nine is padding) + the reduction slots
+  const budget = device.limits.maxComputeWorkgroupStorageSize - LINEAR_WORKGROUP * rows * 4;
   const fit = Math.floor(budget / 4.5 / 128) * 128;
   const xc = override.xc ?? Math.max(128, Math.min(fit, Math.ceil(Math.ceil(k / uc) * uc / 128) * 128));
-  return { tpr, rows, subgroups, xc, basic: override.basic ?? false };
+  return { tpr, rows, subgroups, xc, basic: override.basic ?? false, sg: subgroups ? sg : 0, prefetch: override.prefetch ?? false };
 }
 
 export class QuantLinear implements GpuLinear {
@@ -150,7 +150,11 @@ export class QuantLinear implements GpuLinear {
           ? { BITS: this.bits }
           : {};
     const pipeline = fast
-      ? cachedPipeline(this.device, `qgemv:r${g.rows}:xc${g.xc}:${g.subgroups ? 'sg' : 'wg'}`, gemvSource(qgemvSource, g), 'gemv', constants)
+      ? cachedPipeline(this.device, `qgemv:r${g.rows}:xc${g.xc}:${g.subgroups ? 'sg' : 'wg'}`, gemvSource(qgemvSource, g), 'gemv', {
+          ...constants,
+          ...(g.subgroups ? { SG: g.sg } : {}),
+          ...(this.bits === 4 ? { PREFETCH: g.prefetch ? 1 : 0 } : {}),
+        })
       : cachedPipeline(this.device, 'qmatmul', qmatmulSource, entry, constants);
     const key = fast ? `qgemv:${m}` : `${entry}:${m}`;
     const bindGroup = this.bindGroups.get(x, y, key, () =>

@@ -133,13 +133,15 @@ async function checkQuant(n: number, k: number, scheme: QuantScheme, ms: { kerne
 
 // Both kernel shapes run on any adapter: the GPU one (GEMV for a few rows,
 
-// Variants: the default plan (on SwiftShader: workgroup-memory reduction, its
-// subgroups have 4 lanes); subgroup shuffles with teams of 4; 8 rows per team
+// Variants: the default plan; subgroup shuffles with teams of 4 (SwiftShader's
+// subgroups have 4 lanes); teams of 64 = shuffles, then 16 subgroup sums
+// through workgroup memory, with the 4-bit prefetch; 8 rows per team
 // with x staged in chunks of 128 inputs (several chunks per row); 2 rows with
 // teams of 16; 1 row with teams of 32.
 const VARIANTS: [string, Partial<GemvConfig>][] = [
   ['default plan', {}],
-  ['subgroups, teams of 4', { tpr: 4, subgroups: true }],
+  ['subgroups, teams of 4', { tpr: 4, sg: 4, subgroups: true }],
+  ['subgroups of 4 in teams of 64, 4-bit prefetch', { tpr: 64, sg: 4, subgroups: true, prefetch: true }],
   ['8 rows, chunks of 128', { rows: 8, xc: 128, subgroups: false }],
   ['2 rows, teams of 16', { rows: 2, tpr: 16, subgroups: false }],
   ['1 row, teams of 32', { rows: 1, tpr: 32, subgroups: false }],

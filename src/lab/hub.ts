@@ -183,8 +183,17 @@ export async function downloadHubModel(ref: { repo: string; revision: string }, 
     try {
       response = await request(offset);
       if (response.status === 416 && offset > 0) {
-        // the partial file is not a prefix of what the server has now: start over
         await response.body?.cancel();
+        const serverSize = Number(/\/(\d+)\s*$/.exec(response.headers.get('content-range') ?? '')?.[1]);
+        if (serverSize === offset) {
+          // every byte arrived before, the check or the marker did not: finish that now
+          sizes.set(file, offset);
+          await checkFile(file, offset, null);
+          await cache.markComplete(key(file));
+          modelBytes += offset;
+          return true;
+        }
+        // the partial file is longer than what the server has now: start over
         offset = 0;
         response = await request(0);
       }

@@ -128,6 +128,19 @@ describe('errors a person can act on', () => {
     await expectSameTensors(await loadModel(source), await loadModel(directorySource(embeddedDir('qlab-llama-6m'))));
   });
 
+  it('a file whose bytes all arrived but was never marked complete is checked and kept, not fetched again', async () => {
+    const files = tinyModelFiles('gpt2');
+    server.put('qlab/whole', 'main', files);
+    const writer = await cache.openAt({ repo: 'qlab/whole', revision: 'main', file: 'model.safetensors' }, 0);
+    await writer.write(files['model.safetensors']);
+    await writer.close();
+    server.log.length = 0;
+    const model = await loadModel(await download('qlab/whole'));
+    expect(model.config.family).toBe('gpt2');
+    const get = server.log.find((r) => r.method === 'GET' && r.url.endsWith('/model.safetensors'))!;
+    expect(get.range).toBe(`bytes=${files['model.safetensors'].length}-`); // answered 416: nothing more to send
+  });
+
   it('a server that ignores Range on resume: the file starts over and ends identical', async () => {
     const files = tinyModelFiles('qwen2');
     server.put('qlab/norange', 'main', files);

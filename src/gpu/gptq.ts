@@ -407,6 +407,9 @@ export async function gptqQuantize(
     if (!options.factor) track(factor.u);
     const u = factor.u;
     if (factor.order.length !== k) throw new Error(`GPTQ: the shared factor is for K=${factor.order.length}, the layer has K=${k}.`);
+    if (!options.actOrder && factor.order.some((c, j) => c !== j)) {
+      throw new Error('GPTQ: the shared factor was made with act-order: pass actOrder: true with it, or factor without act-order.');
+    }
     const lap = stageClock(seconds);
     const inv = new Int32Array(k);
     factor.order.forEach((c, j) => (inv[c] = j));

@@ -8,7 +8,7 @@
  */
 import type { Result } from './experiment';
 import { previewJson } from './preview';
-import { checkSpec } from './share';
+import { checkSpec, cleanModelRef } from './share';
 
 /** A Result with where it came from; `source` is absent for runs made on this page. */
 export type SourcedResult = Result & { source?: string };
@@ -41,11 +41,30 @@ const isNumber = (x: unknown): boolean => typeof x === 'number' || x === null;
 const isStringArray = (x: unknown): boolean => Array.isArray(x) && x.every((s) => typeof s === 'string');
 
 /** What is wrong with one result, or null when it has every field a Result needs with the right type. */
-export function resultProblem(x: unknown): string | null {
+/**
+ * How strictly the spec is read. 'known' (imports, links): only methods this
+ * qlab's share format knows, rebuilt from their fields. 'stored' (the page's
+ * own saved results): any method with an id, kept as it was (methods and
+ * fields newer than the share format survive a reload), the model reference
+ * still cleaned to its own fields.
+ */
+export type SpecCheck = 'known' | 'stored';
+
+export function storedSpecProblem(spec: unknown): string | null {
+  if (!isObject(spec)) return 'it is not an object';
+  const m = spec.model;
+  if (!isObject(m) || !['embedded', 'hub', 'local'].includes(m.kind as string)) return 'model is not a model reference';
+  if (!isObject(spec.method) || typeof spec.method.id !== 'string') return 'method has no id';
+  const e = spec.eval;
+  if (!isObject(e) || (e.protocol !== 'gptq' && e.protocol !== 'llamacpp') || typeof e.windowLength !== 'number') return 'eval needs a protocol and a window length';
+  return null;
+}
+
+export function resultProblem(x: unknown, specCheck: SpecCheck = 'known'): string | null {
   if (!isObject(x)) return 'it is not an object';
   if (typeof x.id !== 'string' || x.id.length === 0) return 'id is missing or not a string';
-  const spec = checkSpec(x.spec);
-  if ('error' in spec) return `spec: ${spec.error}`;
+  const specError = specCheck === 'stored' ? storedSpecProblem(x.spec) : ((s) => ('error' in s ? s.error : null))(checkSpec(x.spec));
+  if (specError !== null) return `spec: ${specError}`;
   if (!STATUSES.includes(x.status as Result['status'])) return `status ${previewJson(x.status)} is none of ${STATUSES.join(', ')}`;
   if (typeof x.createdAt !== 'string') return 'createdAt is missing or not a string';
   const d = x.device;
@@ -114,8 +133,8 @@ export function parseResultsFile(text: string, fileName: string, source: string 
  * numbers JSON wrote as null (it has no NaN or Infinity) back as NaN, so every
  * metric is a number again. Also used for results read back from IndexedDB.
  */
-export function rebuildResult<R extends Result>(r: R): R {
-  const spec = checkSpec(r.spec);
+export function rebuildResult<R extends Result>(r: R, specCheck: SpecCheck = 'known'): R {
+  const spec = specCheck === 'stored' ? { value: { ...r.spec, model: cleanModelRef(r.spec.model) } } : checkSpec(r.spec);
   return {
     ...r,
     spec: 'value' in spec ? spec.value : r.spec,

@@ -7,22 +7,24 @@
  *   holds, put under the key by hand or by a script) → version 1 (an object
  *   without a version is not guessed at: decodeLab keeps it aside);
  * - every stored result is checked as strictly as an imported one
- *   (src/core/results-import.ts): optional parts an older build did not write
- *   (kernels, windowNll, timing, methodReport, device features) are filled in,
- *   metrics JSON wrote as null read back as NaN, the spec rebuilt from its
- *   known fields; a result that still cannot be read becomes an
+ *   (src/core/results-import.ts) except for its spec, which may name any method
+ *   (the page's own results of methods newer than the share format): optional
+ *   parts an older build did not write (kernels, windowNll, timing,
+ *   methodReport, device features) are filled in, metrics JSON wrote as null
+ *   read back as NaN, the model reference cleaned to its own fields; a result
+ *   that still cannot be read becomes an
  *   `{ unreadable }` entry, which decodeLab counts and drops, and LabStore.load
  *   then keeps the original record aside under its own key, with a message;
- * - queue items: the spec checked and rebuilt the same way;
+ * - queue items: the spec's shape checked, the model reference cleaned;
  * - a result stored twice (same id and time) is kept once.
  *
  * Records of a newer version pass through untouched: decodeLab refuses them
  * and they are kept aside whole.
  */
-import { rebuildResult, resultProblem } from '../core/results-import';
-import { checkSpec } from '../core/share';
+import { rebuildResult, resultProblem, storedSpecProblem } from '../core/results-import';
+import { cleanModelRef } from '../core/share';
 import { previewJson } from '../core/preview';
-import type { Result } from '../core/experiment';
+import type { ExperimentSpec, Result } from '../core/experiment';
 
 /** the schema version this module migrates to (store.ts's STORE_VERSION; a test holds them equal) */
 export const MIGRATED_VERSION = 1;
@@ -55,26 +57,27 @@ function withDefaults(x: Record<string, unknown>): Record<string, unknown> {
 /** One stored result: read as it is, repaired, or marked unreadable with the reason. */
 export function migrateResult(x: unknown): Result | UnreadableEntry {
   try {
-    if (resultProblem(x) === null) return rebuildResult(x as Result);
+    if (resultProblem(x, 'stored') === null) return rebuildResult(x as Result, 'stored');
     const id = isObject(x) && typeof x.id === 'string' ? `result ${previewJson(x.id, 40)}` : 'a result';
     if (!isObject(x)) return { unreadable: `${id}: it is not an object` };
     const repaired = withDefaults(x);
-    const problem = resultProblem(repaired);
+    const problem = resultProblem(repaired, 'stored');
     if (problem !== null) return { unreadable: `${id}: ${problem}` };
-    return rebuildResult(repaired as unknown as Result);
+    return rebuildResult(repaired as unknown as Result, 'stored');
   } catch (err) {
     // a check that throws is a bug in qlab, not a reason to lose the page
     return { unreadable: `a result could not be checked (${err instanceof Error ? err.message : previewJson(err)})` };
   }
 }
 
-/** One stored queue item with its spec rebuilt, or marked unreadable. */
+/** One stored queue item with its model reference cleaned, or marked unreadable. */
 export function migrateQueueItem(x: unknown): Record<string, unknown> | UnreadableEntry {
   if (!isObject(x) || typeof x.id !== 'string') return { unreadable: 'a queue item has no id' };
-  const spec = checkSpec(x.spec);
-  if ('error' in spec) return { unreadable: `queue item ${previewJson(x.id, 40)}: ${spec.error}` };
+  const spec = x.spec as ExperimentSpec;
+  const problem = storedSpecProblem(spec);
+  if (problem !== null) return { unreadable: `queue item ${previewJson(x.id, 40)}: spec: ${problem}` };
   const running = isObject(x.running) && typeof x.running.startedAt === 'string' ? { running: { startedAt: x.running.startedAt, progress: isObject(x.running.progress) ? x.running.progress : null } } : {};
-  return { id: x.id, spec: spec.value, addedAt: typeof x.addedAt === 'string' ? x.addedAt : new Date(0).toISOString(), ...running };
+  return { id: x.id, spec: { ...spec, model: cleanModelRef(spec.model) }, addedAt: typeof x.addedAt === 'string' ? x.addedAt : new Date(0).toISOString(), ...running };
 }
 
 /** Results with duplicates (same id and time, e.g. saved twice around a reload) kept once. */

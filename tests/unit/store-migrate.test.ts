@@ -103,6 +103,18 @@ describe('migrating stored records', () => {
     expect(kv.data.get(`${STORE_KEY}/unreadable/2026-02-01T00:00:00.000Z`)).toEqual(newer);
   });
 
+  it("keeps the page's own results and queue items of any method as they were (methods newer than the share format, a KV-cache setting)", () => {
+    const own = stored();
+    const gptq = { id: 'gptq', bits: 3, groupSize: 128, symmetric: false, actOrder: true, calibration: { samples: 8, length: 256 } };
+    const kv = { bits: 8, groupSize: 32 };
+    (own.results as Record<string, unknown>[])[0].spec = { ...result('a', 1).spec, method: gptq, kv };
+    (own.queue as Record<string, unknown>[])[0].spec = { ...result('a', 1).spec, method: gptq, kv };
+    const decoded = decodeLab(own);
+    expect(decoded.readable).toBe(true);
+    expect(decoded.state.results[0].spec).toEqual({ ...result('a', 1).spec, method: gptq, kv });
+    expect(decoded.state.queue[0].spec).toEqual({ ...result('a', 1).spec, method: gptq, kv });
+  });
+
   it('keeps a result saved twice (same id and time) once', () => {
     const twice = stored();
     twice.results = [...(twice.results as unknown[]), (twice.results as unknown[])[0]];

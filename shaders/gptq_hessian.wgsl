@@ -9,12 +9,15 @@
 //                     2 params: uniform Params   3 x4: the same x as vec4
 //                     (hessianCpu only)
 //
-// Entry point `hessian`: one workgroup of 256 invocations per 64×64 tile of
-// H on or above the diagonal (ti ≤ tj; ⌈K/64⌉·(⌈K/64⌉+1)/2 workgroups, 2D
-// dispatch numbered wid.x + wid.y · num_workgroups.x). Rows of X go through
-// workgroup memory 32 at a time; each invocation sums a 4×4 block. A tile
-// above the diagonal also writes its mirror below it, so H stays symmetric at
-// half the work; a diagonal tile writes only its own elements (each once).
+// Entry point `hessian`: one workgroup of 256 invocations per 128×128 tile
+// of H on or above the diagonal (ti ≤ tj; ⌈K/128⌉·(⌈K/128⌉+1)/2 workgroups,
+// 2D dispatch numbered wid.x + wid.y · num_workgroups.x). Rows of X go
+// through workgroup memory 16 at a time; each invocation sums an 8×8 block
+// (rows 4ty … 4ty+3 and 64+4ty … of the tile, columns likewise with tx), in
+// sixteen named vec4 accumulators rather than an array, so that no compiler
+// has to prove it can keep them in registers. A tile above the diagonal also
+// writes its mirror below it, so H stays symmetric at half the work; a
+// diagonal tile writes only its own elements (each once).
 //
 // Entry point `hessianCpu` (CPU adapters, K % 8 = 0): no workgroup memory and
 // no barriers (a CPU driver switches through every invocation at each one);
@@ -22,15 +25,15 @@
 // storage with vec4 loads (4 loads per 64 multiply-adds), the block held in
 // four mat4x4 values; 64 invocations per workgroup.
 
-const T: u32 = 64u;
-const BK: u32 = 32u;
+const T: u32 = 128u;
+const BK: u32 = 16u;
 const WG: u32 = 256u;
 
 struct Params {
   k: u32,
   rows: u32,
   rowOffset: u32,
-  tiles: u32,  // ⌈K / 64⌉
+  tiles: u32,  // ⌈K / 128⌉
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -38,7 +41,7 @@ struct Params {
 @group(0) @binding(2) var<uniform> params: Params;
 @group(0) @binding(3) var<storage, read> x4: array<vec4<f32>>;
 
-// [BK rows of X][64 columns], four consecutive columns per vec4.
+// [BK rows of X][128 columns], four consecutive columns per vec4.
 var<workgroup> xa: array<vec4<f32>, 512>;
 var<workgroup> xb: array<vec4<f32>, 512>;
 
@@ -48,6 +51,23 @@ fn upperTile(id: u32) -> vec2<u32> {
   while (a * (a + 1u) / 2u > id) { a -= 1u; }
   while ((a + 1u) * (a + 2u) / 2u <= id) { a += 1u; }
   return vec2<u32>(id - a * (a + 1u) / 2u, a);
+}
+
+// Adds row gi of an 8×8 block: columns jlo … jlo+3 (lo) and jhi … jhi+3 (hi),
+// and their mirrors unless the tile is on the diagonal.
+fn addRow(gi: u32, jlo: u32, jhi: u32, lo: vec4<f32>, hi: vec4<f32>, diagonal: bool) {
+  let k = params.k;
+  if (gi >= k) { return; }
+  for (var c = 0u; c < 4u; c++) {
+    if (jlo + c < k) {
+      h[gi * k + jlo + c] += lo[c];
+      if (!diagonal) { h[(jlo + c) * k + gi] += lo[c]; }
+    }
+    if (jhi + c < k) {
+      h[gi * k + jhi + c] += hi[c];
+      if (!diagonal) { h[(jhi + c) * k + gi] += hi[c]; }
+    }
+  }
 }
 
 @compute @workgroup_size(WG)
@@ -62,8 +82,16 @@ fn hessian(@builtin(local_invocation_index) lid: u32,
   let j0 = tile.y * T;
   let tx = lid % 16u;
   let ty = lid / 16u;
-  var acc: array<vec4<f32>, 4>;
+  var c00 = vec4<f32>(0.0); var c01 = vec4<f32>(0.0);
+  var c10 = vec4<f32>(0.0); var c11 = vec4<f32>(0.0);
+  var c20 = vec4<f32>(0.0); var c21 = vec4<f32>(0.0);
+  var c30 = vec4<f32>(0.0); var c31 = vec4<f32>(0.0);
+  var c40 = vec4<f32>(0.0); var c41 = vec4<f32>(0.0);
+  var c50 = vec4<f32>(0.0); var c51 = vec4<f32>(0.0);
+  var c60 = vec4<f32>(0.0); var c61 = vec4<f32>(0.0);
+  var c70 = vec4<f32>(0.0); var c71 = vec4<f32>(0.0);
   for (var r0 = 0u; r0 < params.rows; r0 += BK) {
+    // Neighbouring invocations read neighbouring columns and write neighbouring words.
     for (var e = lid; e < BK * T; e += WG) {
       let rr = e / T;
       let cc = e % T;
@@ -75,32 +103,39 @@ fn hessian(@builtin(local_invocation_index) lid: u32,
         if (i0 + cc < k) { va = x[base + i0 + cc]; }
         if (j0 + cc < k) { vb = x[base + j0 + cc]; }
       }
-      xa[rr * 16u + cc / 4u][cc % 4u] = va;
-      xb[rr * 16u + cc / 4u][cc % 4u] = vb;
+      xa[rr * 32u + cc / 4u][cc % 4u] = va;
+      xb[rr * 32u + cc / 4u][cc % 4u] = vb;
     }
     workgroupBarrier();
     for (var rr = 0u; rr < BK; rr++) {
-      let a = xa[rr * 16u + ty];
-      let b = xb[rr * 16u + tx];
-      acc[0] += a.x * b;
-      acc[1] += a.y * b;
-      acc[2] += a.z * b;
-      acc[3] += a.w * b;
+      let alo = xa[rr * 32u + ty];
+      let ahi = xa[rr * 32u + 16u + ty];
+      let blo = xb[rr * 32u + tx];
+      let bhi = xb[rr * 32u + 16u + tx];
+      c00 += alo.x * blo; c01 += alo.x * bhi;
+      c10 += alo.y * blo; c11 += alo.y * bhi;
+      c20 += alo.z * blo; c21 += alo.z * bhi;
+      c30 += alo.w * blo; c31 += alo.w * bhi;
+      c40 += ahi.x * blo; c41 += ahi.x * bhi;
+      c50 += ahi.y * blo; c51 += ahi.y * bhi;
+      c60 += ahi.z * blo; c61 += ahi.z * bhi;
+      c70 += ahi.w * blo; c71 += ahi.w * bhi;
     }
     workgroupBarrier();
   }
   let diagonal = tile.x == tile.y;
-  for (var a = 0u; a < 4u; a++) {
-    let gi = i0 + ty * 4u + a;
-    if (gi >= k) { continue; }
-    for (var c = 0u; c < 4u; c++) {
-      let gj = j0 + tx * 4u + c;
-      if (gj >= k) { continue; }
-      let v = acc[a][c];
-      h[gi * k + gj] += v;
-      if (!diagonal) { h[gj * k + gi] += v; }
-    }
-  }
+  let ilo = i0 + ty * 4u;
+  let ihi = i0 + 64u + ty * 4u;
+  let jlo = j0 + tx * 4u;
+  let jhi = j0 + 64u + tx * 4u;
+  addRow(ilo, jlo, jhi, c00, c01, diagonal);
+  addRow(ilo + 1u, jlo, jhi, c10, c11, diagonal);
+  addRow(ilo + 2u, jlo, jhi, c20, c21, diagonal);
+  addRow(ilo + 3u, jlo, jhi, c30, c31, diagonal);
+  addRow(ihi, jlo, jhi, c40, c41, diagonal);
+  addRow(ihi + 1u, jlo, jhi, c50, c51, diagonal);
+  addRow(ihi + 2u, jlo, jhi, c60, c61, diagonal);
+  addRow(ihi + 3u, jlo, jhi, c70, c71, diagonal);
 }
 
 // M[c][r] = a[r] · b[c]: the block H[i0 + r, j0 + c] gets from one row of X.

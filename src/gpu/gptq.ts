@@ -48,8 +48,10 @@ export interface GpuGptqOptions extends GptqOptions {
 const NB = 32;
 /** Widest lazy batch (BMAX in gptq_sweep.wgsl). */
 const BMAX = 128;
-/** Output tile edge of the Hessian and update kernels. */
+/** Output tile edge of the update kernels. */
 const TILE = 64;
+/** Output tile edge of the Hessian kernel (T in gptq_hessian.wgsl). */
+const HESSIAN_TILE = 128;
 
 /** Usage of the storage buffers here (a function: GPUBufferUsage exists only once WebGPU is set up). */
 const storageUsage = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
@@ -185,7 +187,7 @@ export class HessianAccumulator {
     }
     checkBinding(this.ledger.device, `the calibration input ${x.label || ''}`, x.size);
     const device = this.ledger.device;
-    const tiles = Math.ceil(k / TILE);
+    const tiles = Math.ceil(k / HESSIAN_TILE);
     // A buffer per call: several calls may sit in one encoder before it is submitted.
     const params = this.ledger.createBuffer('scratch', 16, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, `${label}.params`);
     this.uniforms.push(params);

@@ -159,7 +159,7 @@ async function runExperimentOnce(spec: ExperimentSpec, options: RunOptions): Pro
     throw new Error(`a window of ${windowLength} tokens is longer than ${model.name}'s context of ${c.maxPositions}: choose ${c.maxPositions} or less`);
   }
   // refused before anything is prepared or allocated, saying what would fit
-  checkRunFits(c, spec, device.limits, { kl: options.kl ?? (spec.method.id !== 'none' && klByDefault(c, windowLength)), timestamps: device.features.has('timestamp-query') });
+  checkRunFits(c, spec, device.limits, { kl: options.kl ?? ((spec.method.id !== 'none' || spec.kv !== undefined) && klByDefault(c, windowLength)), timestamps: device.features.has('timestamp-query') });
   const protocol = summarizeProtocol(spec.eval.protocol, tokens.length, windowLength, spec.eval.windows ?? undefined);
   lap('tokenize');
 
@@ -180,7 +180,7 @@ async function runExperimentOnce(spec: ExperimentSpec, options: RunOptions): Pro
   let reference: DecoderExecutor | null = null;
   const referenceLedger = new MemoryLedger(device);
   // the baseline compares with itself only when asked (a check that KL is 0 there)
-  const compare = options.kl ?? (spec.method.id !== 'none' && klByDefault(c, windowLength));
+  const compare = options.kl ?? ((spec.method.id !== 'none' || spec.kv !== undefined) && klByDefault(c, windowLength));
   try {
     executor = await DecoderExecutor.load(device, ledger, c, prepared.read, {
       maxRows: windowLength,

@@ -86,6 +86,14 @@ export function selectHighRows(salience: Map<string, Float64Array>, fraction: nu
   return out;
 }
 
+/** The packed row order of a mixed layer: the flagged (high) rows, then the others, each in their original order. */
+export function splitRows(high: Uint8Array): { rows: Uint32Array; highCount: number } {
+  const hi: number[] = [];
+  const lo: number[] = [];
+  high.forEach((f, i) => (f ? hi : lo).push(i));
+  return { rows: Uint32Array.from([...hi, ...lo]), highCount: hi.length };
+}
+
 /** Splits W[n, k] by `high` (one flag per row) and quantizes each part with `quantize` at its scheme. */
 export function packMixed(
   w: Float32Array,
@@ -95,15 +103,10 @@ export function packMixed(
   schemes: { high: QuantScheme; low: QuantScheme },
   quantize: (w: Float32Array, n: number, k: number, scheme: QuantScheme, rows: Uint32Array) => PackedLinear = (m, r, c, s) => quantizeRtn(m, r, c, s),
 ): MixedPacked {
-  const hi: number[] = [];
-  const lo: number[] = [];
-  for (let i = 0; i < n; i++) (high[i] ? hi : lo).push(i);
-  const part = (rows: number[], scheme: QuantScheme) => {
-    if (!rows.length) return null;
-    const idx = Uint32Array.from(rows);
-    return quantize(takeRows(w, k, idx), rows.length, k, scheme, idx);
-  };
-  return { n, k, high: part(hi, schemes.high), low: part(lo, schemes.low), rows: Uint32Array.from([...hi, ...lo]), highCount: hi.length };
+  if (high.length !== n) throw new Error(`packMixed: ${high.length} row flags for ${n} rows`);
+  const { rows, highCount } = splitRows(high);
+  const part = (idx: Uint32Array, scheme: QuantScheme) => (idx.length ? quantize(takeRows(w, k, idx), idx.length, k, scheme, idx) : null);
+  return { n, k, high: part(rows.subarray(0, highCount), schemes.high), low: part(rows.subarray(highCount), schemes.low), rows, highCount };
 }
 
 /** Exact bytes of a mixed layer: both packed blocks and the u32 row index. */

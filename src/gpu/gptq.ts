@@ -12,6 +12,9 @@
  *   sweep     blocks of B columns: quantize with error feedback inside the
  *             block, then W[:, i2:] −= E · U[i1:i2, i2:] as one matrix product
  *   pack      codes → the packed format, read back with scales and zero points
+ * CPU adapters (`tuningFor`: SwiftShader and other fallbacks) get barrier-free
+ * variants of the Hessian, trailing-update, inverse and sweep kernels, where
+ * every workgroup barrier would cost a switch through all invocations.
  */
 import hessianWgsl from '../../shaders/gptq_hessian.wgsl?raw';
 import choleskyWgsl from '../../shaders/gptq_cholesky.wgsl?raw';

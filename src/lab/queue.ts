@@ -41,9 +41,12 @@ export interface QueueState {
 export type RunEndStatus = 'done' | 'cancelled' | 'failed' | 'interrupted';
 
 export type QueueEvent =
-  | { type: 'state'; state: QueueState }
+  /** the queue's state; `results` is left out (null) when they have not changed since the last event, so the page need not re-read them */
+  | { type: 'state'; state: Omit<QueueState, 'results'> & { results: Result[] | null } }
   | { type: 'run-start'; itemId: string; spec: ExperimentSpec }
   | { type: 'progress'; itemId: string; progress: ExperimentProgress }
+  /** several progress events of one run at once, in order (the worker batches them for the page: batchProgress) */
+  | { type: 'progress-batch'; itemId: string; events: ExperimentProgress[] }
   | { type: 'run-end'; itemId: string; status: RunEndStatus; message: string | null; result: Result | null };
 
 export type DeviceLostPolicy = 'wait' | 'continue';
@@ -82,6 +85,7 @@ export class LabQueue {
 
   subscribe(listener: (e: QueueEvent) => void): () => void {
     this.#listeners.add(listener);
+    this.#sentResults = null; // a new listener gets the results with the next state
     return () => this.#listeners.delete(listener);
   }
 
@@ -194,8 +198,18 @@ export class LabQueue {
     }
   }
 
+  /** the results array last sent to listeners (the array is replaced, never changed in place, when results change) */
+  #sentResults: Result[] | null = null;
+
+  #emitState(): void {
+    const state = this.state();
+    const results = state.results === this.#sentResults ? null : state.results;
+    this.#sentResults = state.results;
+    this.#emit({ type: 'state', state: { ...state, results } });
+  }
+
   async #changed(): Promise<void> {
-    this.#emit({ type: 'state', state: this.state() });
+    this.#emitState();
     await this.#persist();
   }
 
@@ -256,16 +270,43 @@ export class LabQueue {
       () => {
         if (this.#problems.length > 0 && this.#problems[0].startsWith('Saving')) {
           this.#problems = [];
-          this.#emit({ type: 'state', state: this.state() });
+          this.#emitState();
         }
       },
       (err: unknown) => {
         const text = `Saving to IndexedDB failed (${messageOf(err)}): results since then are on this page only and will be lost on reload.`;
         if (this.#problems[0] !== text) {
           this.#problems = [text];
-          this.#emit({ type: 'state', state: this.state() });
+          this.#emitState();
         }
       },
     );
   }
+}
+
+/**
+ * A listener that forwards progress events in batches, at most one message
+ * per `ms` (a run loading a model reports every tensor), and everything else
+ * at once, after the progress that came before it.
+ */
+export function batchProgress(send: (e: QueueEvent) => void, ms = 150): (e: QueueEvent) => void {
+  let batch: { itemId: string; events: ExperimentProgress[] } | null = null;
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const flush = (): void => {
+    if (timer !== null) clearTimeout(timer);
+    timer = null;
+    if (batch) send({ type: 'progress-batch', itemId: batch.itemId, events: batch.events });
+    batch = null;
+  };
+  return (e) => {
+    if (e.type !== 'progress') {
+      flush();
+      send(e);
+      return;
+    }
+    if (batch && batch.itemId !== e.itemId) flush();
+    batch ??= { itemId: e.itemId, events: [] };
+    batch.events.push(e.progress);
+    timer ??= setTimeout(flush, ms);
+  };
 }

@@ -52,7 +52,7 @@ export function heatmapSvg(inspection: LayerInspection, selected: string | null,
     });
   });
   parts.push(
-    `<text x="${margin.left}" y="${height - 10}" fill="currentColor" opacity="0.75">relative output error ‖XWᵀ − XŴᵀ‖ / ‖XWᵀ‖ on ${inspection.tokens} evaluation tokens (colour: log scale, ${formatRelativeError(lo)} … ${formatRelativeError(hi)})</text>`,
+    `<text x="${margin.left}" y="${height - 10}" fill="currentColor" opacity="0.75">‖XWᵀ − XŴᵀ‖ / ‖XWᵀ‖ on ${inspection.tokens} tokens · colour: log scale, ${formatRelativeError(lo)} … ${formatRelativeError(hi)}</text>`,
   );
   parts.push('</svg>');
   return parts.join('');

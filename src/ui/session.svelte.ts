@@ -9,7 +9,7 @@
 import { untrack } from 'svelte';
 import type { SourcedResult } from '../core/results-import';
 import { decodeExperiments, encodeExperiments, shareParam } from '../core/share';
-import type { ExperimentSpec, GpuMemoryReport, QueueEvent, QueueItem, QueueState, Result } from '../worker/api';
+import type { ExperimentProgress, ExperimentSpec, GpuMemoryReport, QueueEvent, QueueItem, QueueState, Result } from '../worker/api';
 import { subscribeToQueue, type LabClient } from '../worker/client';
 import {
   applyProgress,
@@ -209,6 +209,19 @@ export class LabSession {
     void this.#lab.cancelQueue();
   }
 
+  #progress: { p: ExperimentProgress; at: number }[] = [];
+  #flushTimer: ReturnType<typeof setTimeout> | null = null;
+
+  #flushProgress(): void {
+    if (this.#flushTimer !== null) clearTimeout(this.#flushTimer);
+    this.#flushTimer = null;
+    if (this.#progress.length === 0) return;
+    let stages = this.stages;
+    for (const { p, at } of this.#progress) stages = applyProgress(stages, p, at);
+    this.#progress = [];
+    this.stages = stages;
+  }
+
   /** Asks the worker how much GPU memory the lab holds now. */
   async readMemory(): Promise<GpuMemoryReport> {
     const report = await this.#lab.memory();
@@ -216,9 +229,10 @@ export class LabSession {
     return report;
   }
 
-  #applyState(state: QueueState): void {
-    this.results = state.results;
-    this.queue = state.queue;
+  #applyState(state: Omit<QueueState, 'results'> & { results: Result[] | null }): void {
+    // unchanged results are not sent again: the table and the plot re-render only when they change
+    if (state.results !== null) this.results = state.results;
+    if (JSON.stringify(state.queue) !== JSON.stringify(this.queue)) this.queue = state.queue;
     this.draining = state.draining;
     this.paused = state.paused;
     this.storageProblems = state.problems;
@@ -239,18 +253,23 @@ export class LabSession {
         this.startedAt = this.now = now;
         this.endedAt = null;
         if (this.#tick === null) {
+          let ticks = 0;
           this.#tick = setInterval(() => {
             this.now = performance.now();
-            void this.readMemory();
-          }, 250);
+            if (ticks++ % 2 === 0) void this.readMemory();
+          }, 500);
         }
         return;
       case 'progress':
+      case 'progress-batch':
         if (e.itemId !== this.#runningId) return;
-        this.stages = applyProgress(this.stages, e.progress, now);
+        // loading reports every tensor: events are applied in batches, so the page re-renders a few times a second, not per event
+        for (const p of e.type === 'progress' ? [e.progress] : e.events) this.#progress.push({ p, at: now });
+        this.#flushTimer ??= setTimeout(() => this.#flushProgress(), 150);
         return;
       case 'run-end': {
         if (e.itemId !== this.#runningId) return;
+        this.#flushProgress();
         this.#runningId = null;
         if (this.#tick !== null) clearInterval(this.#tick);
         this.#tick = null;

@@ -153,7 +153,8 @@ describe('the lab', () => {
     const baseline = await memoryNow(page);
     const before = await tableRows(page);
 
-    // then a long RTN run, cancelled once evaluation is under way
+    // then a long RTN run (alone: no f32 baseline of the full test set first), cancelled once evaluation is under way
+    await page.getByTestId('auto-baseline').uncheck();
     await page.getByTestId('method-none').uncheck();
     await page.getByTestId('method-rtn').check();
     await page.getByTestId('slice-full').check();
@@ -166,14 +167,25 @@ describe('the lab', () => {
     expect(during.live).toBeGreaterThan(baseline.live);
     expect(during.ledger).toBeGreaterThan(0);
 
+    // two windows scored: their time says how long one takes here
+    await page.waitForFunction(() => Number((document.querySelector('[data-testid="stage-evaluate"] .count')?.textContent ?? '').split('/')[0].replace(/,/g, '')) >= 2, null, { timeout: 180_000 });
+    // the engine stops between windows: a cancel waits at most for the window being scored
+    const windowSeconds = await page.getByTestId('stage-evaluate').evaluate((li) => {
+      const done = Number((li.querySelector('.count')?.textContent ?? '').split('/')[0].replace(/,/g, ''));
+      const t = (li.querySelector('[data-testid="stage-evaluate-time"]')?.textContent ?? '').match(/^([\d.]+) s/);
+      return t && done > 0 ? Number(t[1]) / done : Number.NaN;
+    });
     const cancelledAt = Date.now();
     await page.getByTestId('cancel').click();
-    await page.getByTestId('run-progress').and(page.locator('[data-status="cancelled"]')).waitFor({ timeout: 10_000 });
+    await page.getByTestId('run-progress').and(page.locator('[data-status="cancelled"]')).waitFor({ timeout: 60_000 });
     const stopTook = Date.now() - cancelledAt;
     await page.waitForTimeout(600); // the page reads memory every 250 ms and right after the run ends
     const after = await memoryNow(page);
-    console.log(`lab: cancel took ${stopTook} ms; GPU memory before ${baseline.live} B in ${baseline.buffers} buffers, during ${during.live} B, after ${after.live} B in ${after.buffers} buffers`);
-    expect(stopTook).toBeLessThan(1000);
+    console.log(
+      `lab: cancel took ${stopTook} ms (a window took ${(windowSeconds * 1000).toFixed(0)} ms); GPU memory before ${baseline.live} B in ${baseline.buffers} buffers, during ${during.live} B, after ${after.live} B in ${after.buffers} buffers`,
+    );
+    // within a second, or within the one window in flight where a window takes longer (SwiftShader on a busy CPU)
+    expect(stopTook).toBeLessThan(Math.max(1000, 1500 * windowSeconds + 500));
     expect(after).toEqual(baseline);
     expect(after.ledger).toBe(0);
     await expect(page.getByTestId('run-message').textContent()).resolves.toMatch(/^Cancelled during evaluation, after window \d+ of 3,460\.$/);

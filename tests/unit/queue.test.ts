@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ExperimentSpec, Result } from '../../src/core/experiment';
 import type { ExperimentProgress } from '../../src/lab/browser-run';
-import { CANCELLED_ERROR, DEVICE_LOST_ERROR, LabQueue, type ExperimentRunner, type QueueEvent } from '../../src/lab/queue';
+import { batchProgress, CANCELLED_ERROR, DEVICE_LOST_ERROR, LabQueue, type ExperimentRunner, type QueueEvent } from '../../src/lab/queue';
 import { LabStore, memoryKeyValue, STORE_KEY, type StoredLabV1 } from '../../src/lab/store';
 
 const spec = (bits: 2 | 3 | 4 | 8): ExperimentSpec => ({
@@ -169,5 +169,22 @@ describe('the run queue', () => {
     expect(state.results[0]).toMatchObject({ status: 'interrupted', partial: { windowsDone: 2, windowsTotal: 3, perplexity: 42 } });
     expect(state.queue.map((q) => (q.spec.method as { bits: number }).bits)).toEqual([4]);
     expect(state.queue[0].running).toBeUndefined();
+  });
+});
+
+describe('progress batching for the page', () => {
+  it('sends progress in batches, in order, and flushes them before any other event', async () => {
+    const sent: QueueEvent[] = [];
+    const send = batchProgress((e) => sent.push(e), 20);
+    const p = (done: number): QueueEvent => ({ type: 'progress', itemId: 'a', progress: { stage: 'load', done, total: 70 } });
+    for (let i = 1; i <= 5; i++) send(p(i));
+    expect(sent).toEqual([]);
+    await new Promise((r) => setTimeout(r, 40));
+    expect(sent).toEqual([{ type: 'progress-batch', itemId: 'a', events: [1, 2, 3, 4, 5].map((done) => ({ stage: 'load', done, total: 70 })) }]);
+    send(p(6));
+    send({ type: 'run-end', itemId: 'a', status: 'done', message: null, result: null });
+    expect(sent.slice(1).map((e) => e.type)).toEqual(['progress-batch', 'run-end']);
+    await new Promise((r) => setTimeout(r, 40));
+    expect(sent).toHaveLength(3);
   });
 });

@@ -28,7 +28,8 @@ import { methodName, type ExperimentSpec, type MethodSpec } from '../core/experi
 import { evalWindows, type ProtocolName } from '../core/protocols';
 import { exportAutoAwq } from '../export/autoawq';
 import { exportOnnx } from '../export/onnx';
-import { nodeOrt, onnxPerplexity } from '../export/onnx-verify';
+import { onnxPerplexity } from '../export/onnx-verify';
+import { nodeOrt } from '../export/ort-node';
 import { collectWeights, exportNeeds, modelReader, prepareWeights } from '../export/weights';
 import { loadModel } from '../lab/load';
 import { runExperiment } from '../lab/run';

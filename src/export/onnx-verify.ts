@@ -20,9 +20,9 @@ export interface OnnxPerplexity extends PerplexityEstimate {
 
 export interface OnnxRunOptions {
   /**
-   * How onnxruntime-web is loaded: `nodeOrt` (Node: tests, CLI) or
-   * `browserOrt` (the page's worker, ort-browser.ts). Named by the caller so
-   * the page's bundle holds only the wasm build.
+   * How onnxruntime-web is loaded: `nodeOrt` (Node: tests, CLI; ort-node.ts)
+   * or `browserOrt` (the page's worker, ort-browser.ts). Named by the caller
+   * so the page's bundle holds only the wasm build.
    */
   ort: () => Promise<Ort>;
   /** where onnxruntime-web finds its .wasm/.mjs files (a folder URL ending in "/"); its default otherwise */
@@ -38,8 +38,6 @@ export interface OnnxRunOptions {
 export type Ort = typeof import('onnxruntime-web');
 type Session = import('onnxruntime-web').InferenceSession;
 
-/** onnxruntime-web under Node: its Node build (wasm backend, files from node_modules). */
-export const nodeOrt = (): Promise<Ort> => import('onnxruntime-web');
 
 async function ortRuntime(options: OnnxRunOptions): Promise<Ort> {
   const ort = await options.ort();

@@ -4,6 +4,7 @@
  */
 import * as Comlink from 'comlink';
 import { BrowserLab } from '../lab/browser-run';
+import { requestLabDevice } from '../gpu/device';
 import { detectGpu } from '../lab/detect-gpu';
 import { LabQueue } from '../lab/queue';
 import { idbKeyValue, LabStore } from '../lab/store';
@@ -95,7 +96,7 @@ const api: LabApi = {
     // AWQ and GPTQ calibrate on a GPU device of the export's own, freed when it is done
     const held: { device: GPUDevice | null } = { device: null };
     try {
-      const [{ exportModel, fetchWikitext, fetchCalibrationText }, { browserOrt }, { requestLabDevice }] = await Promise.all([import('../export/model-export'), import('../export/ort-browser'), import('../gpu/device')]);
+      const [{ exportModel, fetchWikitext, fetchCalibrationText }, { browserOrt }] = await Promise.all([import('../export/model-export'), import('../export/ort-browser')]);
       const { source } = await lab.sources.resolve(request.result.spec.model);
       const out = await exportModel(request, {
         source, ort: browserOrt, onProgress: (p) => void onProgress?.(p),

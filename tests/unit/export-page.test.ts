@@ -10,7 +10,7 @@ import type { Result } from '../../src/core/experiment';
 import { summarizeProtocol } from '../../src/core/protocols';
 import { readAutoAwq } from '../../src/export/autoawq-read';
 import { exportFileName, exportModel, type ExportRequest } from '../../src/export/model-export';
-import { nodeOrt } from '../../src/export/onnx-verify';
+import { nodeOrt } from '../../src/export/ort-node';
 import { crc32, zipStore } from '../../src/export/zip';
 import { directorySource } from '../../src/lab/source-node';
 import { modelDir, modelReference, wikitextText } from '../helpers/reference';

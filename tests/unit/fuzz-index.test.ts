@@ -55,7 +55,7 @@ async function downloadWithIndex(text: string) {
   return loaded;
 }
 
-export const INDEX_FUZZ = { load: 2000, loadText: 500, hub: 1000 };
+export const INDEX_FUZZ = { load: 1200, loadText: 500, hub: 800 };
 
 describe('fuzzing the sharded index', () => {
   it(`index (load): ${INDEX_FUZZ.load} structurally mutated indexes, < 20 s`, { timeout: 20_000 }, async () => {

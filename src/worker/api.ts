@@ -66,10 +66,10 @@ export interface LabApi {
 
   /** Sets the Hub's address (or a mirror's) and/or the access token, which stays in the worker's memory (null forgets it). */
   setHub(settings: { baseUrl?: string; token?: string | null }): Promise<{ baseUrl: string; hasToken: boolean }>;
-  /** Downloads a Hub model into the browser's cache (resuming a partial download), then describes it and plans `specs`. */
-  downloadHubModel(ref: { repo: string; revision: string }, specs: PlanSpec[], onProgress: (p: DownloadProgress) => void): Promise<ModelSummary>;
+  /** Downloads a Hub model into the browser's cache (resuming a partial download), then describes it and plans the experiments of `plan`. */
+  downloadHubModel(ref: { repo: string; revision: string }, plan: PlanRequest, onProgress: (p: DownloadProgress) => void): Promise<ModelSummary>;
   /** Hands files the person picked (config.json, tokenizer.json, *.safetensors) to the worker under `name`, describes them and plans `specs`. */
-  addLocalModel(name: string, files: Record<string, Blob>, specs: PlanSpec[]): Promise<ModelSummary>;
+  addLocalModel(name: string, files: Record<string, Blob>, plan: PlanRequest): Promise<ModelSummary>;
   /** Models in the download cache, with their sizes. */
   listHubCache(): Promise<CachedModel[]>;
   /** Removes a repository (and revision) from the cache, or everything; returns bytes freed. */
@@ -83,6 +83,12 @@ export interface LabApi {
 
 /** What a memory plan needs of an experiment. */
 export type PlanSpec = Pick<ExperimentSpec, 'method' | 'eval' | 'kv'>;
+
+/** The experiments to plan, and a GPU memory budget in bytes beyond the adapter's buffer limits (null: none). */
+export interface PlanRequest {
+  specs: PlanSpec[];
+  budgetBytes: number | null;
+}
 
 /** A model shipped with the lab under public/models/<id>/. */
 export interface EmbeddedModel {

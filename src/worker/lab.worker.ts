@@ -6,7 +6,7 @@ import * as Comlink from 'comlink';
 import { BrowserLab } from '../lab/browser-run';
 import { requestLabDevice } from '../gpu/device';
 import { detectGpu } from '../lab/detect-gpu';
-import { LabQueue } from '../lab/queue';
+import { batchProgress, LabQueue } from '../lab/queue';
 import { idbKeyValue, LabStore } from '../lab/store';
 import type { LabApi } from './api';
 import { describeModel } from '../lab/model-sources';
@@ -25,9 +25,9 @@ const siteRoot = new URL(import.meta.env.BASE_URL, self.location.origin);
 const lab = new BrowserLab({ gpu, siteRoot });
 
 /** The adapter's limits for memory plans (null without an adapter). */
-async function planLimits(): Promise<PlanLimits | null> {
+async function planLimits(budgetBytes: number | null): Promise<PlanLimits | null> {
   const adapter = await gpu?.requestAdapter({ powerPreference: 'high-performance' });
-  return adapter ? { maxBufferSize: adapter.limits.maxBufferSize, maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize, budgetBytes: null } : null;
+  return adapter ? { maxBufferSize: adapter.limits.maxBufferSize, maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize, budgetBytes } : null;
 }
 // Without IndexedDB (some private windows) the lab still runs; its results then last as long as the page.
 const hasIndexedDb = typeof indexedDB !== 'undefined';
@@ -53,7 +53,7 @@ const api: LabApi = {
   restore: () => queue.restore(),
   subscribe(listener) {
     // one page per worker: the listener lives as long as the page does
-    queue.subscribe((e) => void listener(e));
+    queue.subscribe(batchProgress((e) => void listener(e)));
   },
   enqueue: (specs, front) => queue.enqueue(specs, front),
   remove: (id) => queue.remove(id),
@@ -77,18 +77,18 @@ const api: LabApi = {
     lab.sources.setHub(settings);
     return { baseUrl: lab.sources.hubBase(), hasToken: lab.sources.hasToken() };
   },
-  async downloadHubModel(ref, specs, onProgress) {
+  async downloadHubModel(ref, plan, onProgress) {
     try {
       const { source } = await lab.sources.resolve({ kind: 'hub', ...ref }, { onDownload: (p) => void onProgress(p) });
-      return await describeModel(source, specs, await planLimits());
+      return await describeModel(source, plan.specs, await planLimits(plan.budgetBytes));
     } finally {
       release(onProgress);
     }
   },
-  async addLocalModel(name, files, specs) {
+  async addLocalModel(name, files, plan) {
     lab.sources.addLocal(name, files);
     const { source } = await lab.sources.resolve({ kind: 'local', name });
-    return describeModel(source, specs, await planLimits());
+    return describeModel(source, plan.specs, await planLimits(plan.budgetBytes));
   },
   listHubCache: () => lab.sources.listCache(),
   clearHubCache: (filter) => lab.sources.clearCache(filter),

@@ -4,7 +4,8 @@
  * llama in two f16 shards behind an access token; the page is opened with
  * ?hub=<its address>. Without a token the download is refused with a message
  * that asks for one; with it the model downloads into the browser's storage,
- * its memory plan is shown, and the default sweep runs on it. The token only
+ * its memory plan is shown (against a budget, then without), and the default
+ * sweep runs on it. The token only
  * ever travels in the Authorization header, and the cache list clears.
  */
 import type { Browser } from 'playwright-core';
@@ -46,12 +47,17 @@ describe('a model from the Hub', () => {
     await error.waitFor({ timeout: 30_000 });
     expect(await error.textContent()).toMatch(/e2e\/tiny-llama@main\/config\.json: HTTP 401 — the repository is gated or private .*Paste an access token/);
 
+    // with a budget of 2 MB the plan warns; without one, what the form would run fits
     await page.getByTestId('hub-token').fill(TOKEN);
+    await page.getByTestId('gpu-budget').fill('0.002');
     await page.getByTestId('hub-download').click();
     const summary = page.getByTestId('model-summary');
     await summary.waitFor({ timeout: 60_000 });
     expect(await summary.textContent()).toMatch(/llama, 1 layer, hidden 128/);
-    expect(await page.getByTestId('memory-plan').textContent()).toMatch(/GPU memory: .*fit/);
+    expect(await page.getByTestId('memory-plan').textContent()).toMatch(/^GPU memory: Nothing fits: .* is over the budget of 2\.0 MB/);
+    await page.getByTestId('gpu-budget').fill('');
+    await page.getByTestId('hub-download').click(); // from the cache now
+    await page.getByTestId('memory-plan').filter({ hasText: /^GPU memory: [^;]* fits?\.$/ }).waitFor({ timeout: 30_000 });
 
     // the default sweep (f32, RTN W8 row, W4 g128, W3 g128, W2 g64) on one window of 128
     await page.getByTestId('window-length').selectOption({ label: '128 tokens' });

@@ -24,6 +24,7 @@
  *             public/data/calibration.txt like awq/gptq
  * --high-fraction F  mixllm: fraction of rows at --high-bits (default 0.1, bits 8; low
  *             bits and group from --bits / --group: each low width × group is a run)
+ * --mixllm-base LIST  mixllm's base quantizer per row set: rtn (default), gptq
  * --alpha A   smoothquant migration strength (default 0.5)
  * --outliers O  atom: int8 outlier channels (default 128; group from --group, default 128)
  * --kv LIST   KV cache: f32, 8, 4 (int8 / int4, groups of --kv-group, default 32); each
@@ -90,6 +91,8 @@ interface SweepArgs {
   kvGroup: number;
   highFraction: number;
   highBits: 8 | 4;
+  /** mixllm's base quantizers */
+  mixBase: ('rtn' | 'gptq')[];
   alpha: number;
   outliers: number;
 }
@@ -104,7 +107,7 @@ function parseSweep(argv: string[]): SweepArgs {
     models: ['qlab-llama-6m'], methods: ['none', 'rtn'], bits: [8, 4, 3, 2], groups: [128], schemes: [], symmetric: false, head: false, embed: false,
     protocols: ['gptq'], seqlen: 512, slice: null, out: 'lab-results', checkReference: false, kl: undefined, hubBase: DEFAULT_HUB_BASE,
     calibration: null, actOrder: false,
-    kv: [null], kvGroup: 32, highFraction: 0.1, highBits: 8, alpha: 0.5, outliers: 128,
+    kv: [null], kvGroup: 32, highFraction: 0.1, highBits: 8, mixBase: ['rtn'], alpha: 0.5, outliers: 128,
   };
   const list = (v: string | undefined) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   let kvList = ['f32'];
@@ -139,6 +142,7 @@ function parseSweep(argv: string[]): SweepArgs {
       case '--high-fraction': a.highFraction = Number(value()); break;
       case '--high-bits': a.highBits = Number(value()) as 8 | 4; break;
       case '--alpha': a.alpha = Number(value()); break;
+      case '--mixllm-base': a.mixBase = list(value()).map((b) => (b === 'rtn' || b === 'gptq' ? b : usage(`--mixllm-base ${b}: choose rtn or gptq`))); break;
       case '--outliers': a.outliers = Number(value()); break;
       default: usage(`unknown option "${flag}"`);
     }
@@ -165,8 +169,8 @@ function actSpecs(a: SweepArgs): MethodSpec[] {
   const calibration = a.calibration ?? undefined;
   const out: MethodSpec[] = [];
   if (a.methods.includes('mixllm')) {
-    for (const bits of a.bits) for (const groupSize of a.groups) {
-      if (bits < a.highBits && bits !== 8) out.push({ id: 'mixllm', highBits: a.highBits, lowBits: bits as 2 | 3 | 4, highFraction: a.highFraction, base: 'rtn', groupSize, calibration });
+    for (const base of a.mixBase) for (const bits of a.bits) for (const groupSize of a.groups) {
+      if (bits < a.highBits && bits !== 8) out.push({ id: 'mixllm', highBits: a.highBits, lowBits: bits as 2 | 3 | 4, highFraction: a.highFraction, base, groupSize, calibration });
     }
   }
   if (a.methods.includes('smoothquant')) out.push({ id: 'smoothquant', alpha: a.alpha, calibration });

@@ -22,6 +22,7 @@ const gpu = (self as unknown as { navigator: { gpu?: GPU } }).navigator.gpu;
 const siteRoot = new URL(import.meta.env.BASE_URL, self.location.origin);
 
 // ?hub=<address> in the page's URL points Hub downloads at a mirror (or a test server); the page passes it on
+// through setHub, and a token reaches only the origin it is bound to (src/lab/hub.ts hubTokenFor)
 const lab = new BrowserLab({ gpu, siteRoot });
 
 /** The adapter's limits for memory plans (null without an adapter). */
@@ -75,7 +76,7 @@ const api: LabApi = {
 
   async setHub(settings) {
     lab.sources.setHub(settings);
-    return { baseUrl: lab.sources.hubBase(), hasToken: lab.sources.hasToken() };
+    return { baseUrl: lab.sources.hubBase(), hasToken: lab.sources.hasToken(), tokenOrigin: lab.sources.tokenOrigin() };
   },
   async downloadHubModel(ref, plan, onProgress) {
     try {

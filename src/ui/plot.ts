@@ -7,13 +7,13 @@ import { extent } from 'd3-array';
 import { scaleLinear, scaleLog, scaleOrdinal } from 'd3-scale';
 import { schemeTableau10 } from 'd3-scale-chromatic';
 import { line } from 'd3-shape';
-import { methodName, type MethodSpec, type Result, type RunMetrics } from '../core/experiment';
+import { methodName, totalMemoryBytes, type MethodSpec, type Result, type RunMetrics } from '../core/experiment';
 import { formatCount } from '../core/format';
 import type { SourcedResult } from '../core/results-import';
 import { groupBySeries, paretoFrontier, type ExcludedPoint, type ParetoPoint } from '../core/pareto';
 import { modelLabel, resultRow } from './evaluate';
 
-export type FrontierX = 'weightMB' | 'bitsPerWeight' | 'decodeLatencyMs';
+export type FrontierX = 'weightMB' | 'totalMB' | 'bitsPerWeight' | 'decodeLatencyMs';
 export type FrontierY = 'perplexity' | 'klDivergence';
 
 export interface FrontierOptions {
@@ -27,6 +27,13 @@ export interface FrontierOptions {
 
 export const X_AXES: Record<FrontierX, { label: string; short: string; value: (m: RunMetrics) => number; format: (v: number) => string }> = {
   weightMB: { label: 'Weight memory (MB, all weights as evaluated)', short: 'weight MB', value: (m) => m.weightBytes / 1e6, format: (v) => `${v.toFixed(2)} MB` },
+  totalMB: {
+    label: "Total memory (MB): weights + KV cache at the run's window length",
+    short: 'weights + KV MB',
+    // results from before the KV cache was recorded have no such number: left out (NaN), not drawn at weights alone
+    value: (m) => (m.kvBytesPerToken === undefined ? Number.NaN : totalMemoryBytes(m) / 1e6),
+    format: (v) => `${v.toFixed(2)} MB`,
+  },
   bitsPerWeight: { label: 'Bits per weight (quantized layers, scales and zero points included)', short: 'bits per weight', value: (m) => m.bitsPerWeight, format: (v) => `${v.toFixed(2)} bits/weight` },
   decodeLatencyMs: { label: 'Decode latency (ms per token, wall clock)', short: 'decode latency', value: (m) => 1000 / m.decodeTokensPerSecond, format: (v) => `${v.toFixed(2)} ms/token` },
 };

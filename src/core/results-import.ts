@@ -6,7 +6,7 @@
  * wrong, and an imported result carries `source` (where it came from), so the
  * page can show it as its own series.
  */
-import type { Result } from './experiment';
+import type { ExperimentSpec, Result } from './experiment';
 import { previewJson } from './preview';
 import { checkSpec, cleanModelRef } from './share';
 
@@ -40,15 +40,27 @@ const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'obj
 const isNumber = (x: unknown): boolean => typeof x === 'number' || x === null;
 const isStringArray = (x: unknown): boolean => Array.isArray(x) && x.every((s) => typeof s === 'string');
 
-/** What is wrong with one result, or null when it has every field a Result needs with the right type. */
 /**
- * How strictly the spec is read. 'known' (imports, links): only methods this
- * qlab's share format knows, rebuilt from their fields. 'stored' (the page's
- * own saved results): any method with an id, kept as it was (methods and
- * fields newer than the share format survive a reload), the model reference
- * still cleaned to its own fields.
+ * How strictly the spec is read. 'known' (imports, links): every field
+ * checked (share.ts's checkSpec: each method kind and the KV-cache setting by
+ * src/core/method-spec-check.ts) and the spec rebuilt from them. 'stored'
+ * (the page's own saved results): any method with an id is accepted; a spec
+ * that passes the strict check is rebuilt by it (stray fields dropped), one
+ * that does not (a method this build does not know) is kept as it was, its
+ * model reference still cleaned to its own fields — see cleanStoredSpec.
  */
 export type SpecCheck = 'known' | 'stored';
+
+/**
+ * A stored spec (which passed storedSpecProblem) as the page keeps it:
+ * rebuilt from its known fields when it passes the strict check, so a stray
+ * field (a token) on its method or KV setting is dropped; otherwise as it
+ * was, only the model reference cleaned, so nothing the page saved is lost.
+ */
+export function cleanStoredSpec(spec: ExperimentSpec): ExperimentSpec {
+  const strict = checkSpec(spec);
+  return 'value' in strict ? strict.value : { ...spec, model: cleanModelRef(spec.model) };
+}
 
 export function storedSpecProblem(spec: unknown): string | null {
   if (!isObject(spec)) return 'it is not an object';
@@ -60,6 +72,7 @@ export function storedSpecProblem(spec: unknown): string | null {
   return null;
 }
 
+/** What is wrong with one result, or null when it has every field a Result needs with the right type. */
 export function resultProblem(x: unknown, specCheck: SpecCheck = 'known'): string | null {
   if (!isObject(x)) return 'it is not an object';
   if (typeof x.id !== 'string' || x.id.length === 0) return 'id is missing or not a string';
@@ -134,7 +147,7 @@ export function parseResultsFile(text: string, fileName: string, source: string 
  * metric is a number again. Also used for results read back from IndexedDB.
  */
 export function rebuildResult<R extends Result>(r: R, specCheck: SpecCheck = 'known'): R {
-  const spec = specCheck === 'stored' ? { value: { ...r.spec, model: cleanModelRef(r.spec.model) } } : checkSpec(r.spec);
+  const spec = specCheck === 'stored' ? { value: cleanStoredSpec(r.spec) } : checkSpec(r.spec);
   return {
     ...r,
     spec: 'value' in spec ? spec.value : r.spec,

@@ -4,8 +4,12 @@
  * encoding can change the payload and still say clearly what a link is.
  * Decoding never throws: a link someone pasted gets a message, not a crash,
  * and only the fields an ExperimentSpec has survive (anything else is dropped).
+ * Every method kind and the KV-cache setting are checked field by field
+ * (src/core/method-spec-check.ts), on the way out as well as in.
  */
-import type { ExperimentSpec, MethodSpec, ModelRef, RtnMethodSpec } from './experiment';
+import type { ExperimentSpec, MethodSpec, ModelRef } from './experiment';
+import type { KvCacheSpec } from './quant/kv';
+import { checkKv, checkMethod, kvForLink, methodForLink, type Checked } from './method-spec-check';
 import { previewJson } from './preview';
 
 export const SHARE_PARAM = 'x';
@@ -14,7 +18,6 @@ export const SHARE_VERSION = 'v1';
 export const MAX_SHARE_CHARS = 16_000;
 export const MAX_SHARED_EXPERIMENTS = 64;
 
-const BITS: readonly RtnMethodSpec['bits'][] = [2, 3, 4, 8];
 const MAX_NAME = 200;
 const MAX_WINDOW_LENGTH = 1 << 16;
 
@@ -37,12 +40,15 @@ function fromBase64Url(encoded: string): string | null {
 }
 
 /**
- * v1's payload: runs of experiments that share a model and an evaluation,
- * each written once — a sweep is one group with a list of methods.
+ * v1's payload: runs of experiments that share a model, an evaluation and a
+ * KV-cache setting, each written once — a sweep is one group with a list of
+ * methods. `kv` is absent for an f32 cache (and in every link made before
+ * the setting existed, which so still read as they did).
  */
 interface ShareGroupV1 {
   model: ModelRef;
   eval: ExperimentSpec['eval'];
+  kv?: KvCacheSpec;
   methods: MethodSpec[];
 }
 
@@ -71,8 +77,10 @@ export function encodeExperiments(specs: ExperimentSpec[]): string {
     const last = groups.at(-1);
     const model = cleanModelRef(spec.model);
     const evalSpec = { protocol: spec.eval.protocol, windowLength: spec.eval.windowLength, windows: spec.eval.windows };
-    if (last && JSON.stringify([last.model, last.eval]) === JSON.stringify([model, evalSpec])) last.methods.push(spec.method);
-    else groups.push({ model, eval: evalSpec, methods: [spec.method] });
+    const kv = kvForLink(spec.kv);
+    const method = methodForLink(spec.method);
+    if (last && JSON.stringify([last.model, last.eval, last.kv ?? null]) === JSON.stringify([model, evalSpec, kv ?? null])) last.methods.push(method);
+    else groups.push({ model, eval: evalSpec, ...(kv ? { kv } : {}), methods: [method] });
   }
   return `#${SHARE_PARAM}=${SHARE_VERSION}:${toBase64Url(JSON.stringify(groups))}`;
 }
@@ -90,8 +98,6 @@ const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'obj
 const isName = (x: unknown): x is string => typeof x === 'string' && x.length > 0 && x.length <= MAX_NAME;
 const isPositiveInt = (x: unknown, max: number): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 1 && x <= max;
 
-type Checked<T> = { value: T } | { error: string };
-
 function checkModel(m: unknown): Checked<ModelRef> {
   if (!isObject(m)) return { error: 'model is not an object' };
   if (m.kind === 'embedded') return isName(m.id) ? { value: { kind: 'embedded', id: m.id } } : { error: 'model.id must be a model name' };
@@ -100,28 +106,6 @@ function checkModel(m: unknown): Checked<ModelRef> {
   }
   if (m.kind === 'local') return isName(m.name) ? { value: { kind: 'local', name: m.name } } : { error: 'a local model needs a name' };
   return { error: `model.kind ${previewJson(m.kind)} is none of embedded, hub, local` };
-}
-
-function checkMethod(m: unknown): Checked<MethodSpec> {
-  if (!isObject(m)) return { error: 'method is not an object' };
-  if (m.id === 'none') return { value: { id: 'none' } };
-  if (m.id !== 'rtn') return { error: `method.id ${previewJson(m.id)} is none of none, rtn` };
-  if (!BITS.includes(m.bits as RtnMethodSpec['bits'])) return { error: `method.bits ${previewJson(m.bits)} is none of ${BITS.join(', ')}` };
-  if (m.groupSize !== 'row' && !isPositiveInt(m.groupSize, 1 << 20)) return { error: `method.groupSize ${previewJson(m.groupSize)} is neither a positive whole number nor "row"` };
-  if (typeof m.symmetric !== 'boolean') return { error: 'method.symmetric must be true or false' };
-  for (const key of ['quantizeHead', 'quantizeEmbeddings'] as const) {
-    if (m[key] !== undefined && typeof m[key] !== 'boolean') return { error: `method.${key} must be true or false` };
-  }
-  return {
-    value: {
-      id: 'rtn',
-      bits: m.bits as RtnMethodSpec['bits'],
-      groupSize: m.groupSize as RtnMethodSpec['groupSize'],
-      symmetric: m.symmetric,
-      ...(m.quantizeHead === true ? { quantizeHead: true } : {}),
-      ...(m.quantizeEmbeddings === true ? { quantizeEmbeddings: true } : {}),
-    },
-  };
 }
 
 /** One ExperimentSpec from untrusted JSON, rebuilt from its known fields; or what is wrong with it. */
@@ -136,7 +120,9 @@ export function checkSpec(x: unknown): Checked<ExperimentSpec> {
   if (e.protocol !== 'gptq' && e.protocol !== 'llamacpp') return { error: `eval.protocol ${previewJson(e.protocol)} is none of gptq, llamacpp` };
   if (!isPositiveInt(e.windowLength, MAX_WINDOW_LENGTH)) return { error: `eval.windowLength ${previewJson(e.windowLength)} is not a whole number from 1 to ${MAX_WINDOW_LENGTH}` };
   if (e.windows !== null && !isPositiveInt(e.windows, 1e9)) return { error: `eval.windows ${previewJson(e.windows)} is neither null (the whole test set) nor a positive whole number` };
-  return { value: { model: model.value, method: method.value, eval: { protocol: e.protocol, windowLength: e.windowLength, windows: e.windows } } };
+  const kv = checkKv(x.kv);
+  if ('error' in kv) return kv;
+  return { value: { model: model.value, method: method.value, eval: { protocol: e.protocol, windowLength: e.windowLength, windows: e.windows }, ...(kv.value ? { kv: kv.value } : {}) } };
 }
 
 /**
@@ -166,7 +152,7 @@ export function decodeExperiments(fragment: string): { specs: ExperimentSpec[] }
     if (!isObject(group) || !Array.isArray(group.methods)) return fail(`group ${g + 1} is not a model and evaluation with a list of methods`);
     if (specs.length + group.methods.length > MAX_SHARED_EXPERIMENTS) return fail(`it holds more than the ${MAX_SHARED_EXPERIMENTS} experiments a link may carry`);
     for (const method of group.methods) {
-      const checked = checkSpec({ model: group.model, method, eval: group.eval });
+      const checked = checkSpec({ model: group.model, method, eval: group.eval, kv: group.kv });
       if ('error' in checked) return fail(`experiment ${specs.length + 1}: ${checked.error}`);
       specs.push(checked.value);
     }

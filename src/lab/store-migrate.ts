@@ -11,18 +11,19 @@
  *   (the page's own results of methods newer than the share format): optional
  *   parts an older build did not write (kernels, windowNll, timing,
  *   methodReport, device features) are filled in, metrics JSON wrote as null
- *   read back as NaN, the model reference cleaned to its own fields; a result
+ *   read back as NaN, the spec rebuilt from its known fields where it passes
+ *   the strict check (results-import.ts's cleanStoredSpec; otherwise kept,
+ *   the model reference cleaned to its own fields); a result
  *   that still cannot be read becomes an
  *   `{ unreadable }` entry, which decodeLab counts and drops, and LabStore.load
  *   then keeps the original record aside under its own key, with a message;
- * - queue items: the spec's shape checked, the model reference cleaned;
+ * - queue items: the spec's shape checked, then cleaned as a result's;
  * - a result stored twice (same id and time) is kept once.
  *
  * Records of a newer version pass through untouched: decodeLab refuses them
  * and they are kept aside whole.
  */
-import { rebuildResult, resultProblem, storedSpecProblem } from '../core/results-import';
-import { cleanModelRef } from '../core/share';
+import { cleanStoredSpec, rebuildResult, resultProblem, storedSpecProblem } from '../core/results-import';
 import { previewJson } from '../core/preview';
 import type { ExperimentSpec, Result } from '../core/experiment';
 
@@ -77,7 +78,7 @@ export function migrateQueueItem(x: unknown): Record<string, unknown> | Unreadab
   const problem = storedSpecProblem(spec);
   if (problem !== null) return { unreadable: `queue item ${previewJson(x.id, 40)}: spec: ${problem}` };
   const running = isObject(x.running) && typeof x.running.startedAt === 'string' ? { running: { startedAt: x.running.startedAt, progress: isObject(x.running.progress) ? x.running.progress : null } } : {};
-  return { id: x.id, spec: { ...spec, model: cleanModelRef(spec.model) }, addedAt: typeof x.addedAt === 'string' ? x.addedAt : new Date(0).toISOString(), ...running };
+  return { id: x.id, spec: cleanStoredSpec(spec), addedAt: typeof x.addedAt === 'string' ? x.addedAt : new Date(0).toISOString(), ...running };
 }
 
 /** Results with duplicates (same id and time, e.g. saved twice around a reload) kept once. */

@@ -52,7 +52,7 @@ for (const name of ['qlab-llama-6m', 'qlab-gpt2-6m']) {
       tokens ??= (await loadModel(directorySource(modelDir(name)))).tokenizer!.encode(text);
       const spec: ExperimentSpec = { model: { kind: 'embedded', id: name }, method, eval: { protocol: 'gptq', windowLength: SEQLEN, windows: WINDOWS }, ...(kv ? { kv } : {}) };
       const ledger = new MemoryLedger(device);
-      const r = await runExperiment(spec, { device, adapter, source: directorySource(modelDir(name)), text, tokens, calibrationText, ledger, decodeSteps: 3, kl: false });
+      const r = await runExperiment(spec, { device, adapter, source: directorySource(modelDir(name)), text, tokens, calibrationText, ledger, decodeSteps: kv ? 3 : 0, kl: false });
       expect(r.status).toBe('done');
       expect(ledger.snapshot().currentTotal).toBe(0);
       results.set(key, r);

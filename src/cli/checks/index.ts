@@ -14,6 +14,7 @@ import {
   SMOKE_MATMUL_TILE,
   type MatmulDims,
 } from './smoke-matmul';
+import { ACT_QUANT_CHECKS } from './act-quant';
 
 export interface CheckOutcome {
   /** The shape or variant, e.g. "4096×4096×4096". */
@@ -92,4 +93,5 @@ export const KERNEL_CHECKS: KernelCheck[] = [
       smokeMatmulCase({ M: 4096, N: 4096, K: 4096 }, true),
     ],
   },
+  ...ACT_QUANT_CHECKS,
 ];

@@ -531,6 +531,7 @@ export class DecoderExecutor {
     const c = this.config;
     const block = this.blocks[index];
     if (!block) throw new Error(`block ${index} does not exist: the model has ${this.blocks.length}`);
+    if (this.kvCache) throw new Error('runBlock keeps keys and values in f32: load the calibration executor without kvCache');
     if (rows < 1 || rows > this.maxRows) throw new Error(`a calibration sample of ${rows} tokens does not fit the executor's ${this.maxRows} positions`);
     const { device, kernels, arena } = this;
     const B = this.buffers;

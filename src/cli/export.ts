@@ -10,6 +10,7 @@
  *                    inputs and present.{i}.key|value outputs unless --no-kv-cache
  * --format autoawq   config.json with quantization_config + model.safetensors in AutoAWQ's
  *                    GEMM layout (W4 only, src/export/autoawq.ts), tokenizer files copied
+ * --calibration NxL (awq, gptq) calibration samples × tokens from public/data/calibration.txt
  * --verify           (onnx) WikiText-2 perplexity through onnxruntime-web (wasm) on the first
  *                    --slice windows (default 4) of --seqlen (default 512), gptq protocol,
  *                    printed beside the lab's own number on the GPU (Dawn) for the same windows
@@ -58,6 +59,8 @@ export interface ExportArgs {
   verify: boolean;
   /** --no-kv-cache: an ONNX graph without past/present key-value inputs and outputs */
   noKvCache: boolean;
+  /** --calibration NxL: AWQ/GPTQ calibration samples × tokens (the method's default otherwise) */
+  calibration: { samples: number; length: number } | null;
   slice: number;
   seqlen: number;
   protocol: ProtocolName;
@@ -68,7 +71,7 @@ class UsageError extends Error {}
 export function parseExportArgs(argv: string[]): ExportArgs {
   const a: ExportArgs = {
     model: 'qlab-llama-6m', method: 'rtn', bits: 4, group: 128, symmetric: false, head: false, embed: false,
-    format: 'onnx', out: 'exported', verify: false, noKvCache: false, slice: 4, seqlen: 512, protocol: 'gptq',
+    format: 'onnx', out: 'exported', verify: false, noKvCache: false, calibration: null, slice: 4, seqlen: 512, protocol: 'gptq',
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
@@ -89,6 +92,12 @@ export function parseExportArgs(argv: string[]): ExportArgs {
       case '--out': a.out = value(); break;
       case '--verify': a.verify = true; break;
       case '--no-kv-cache': a.noKvCache = true; break;
+      case '--calibration': {
+        const m = /^(\d+)x(\d+)$/.exec(value());
+        if (!m) throw new UsageError('--calibration takes samples x tokens, e.g. 128x512');
+        a.calibration = { samples: Number(m[1]), length: Number(m[2]) };
+        break;
+      }
       case '--slice': a.slice = Number(value()); break;
       case '--seqlen': a.seqlen = Number(value()); break;
       case '--protocol': a.protocol = value() as ProtocolName; break;
@@ -106,7 +115,8 @@ export function parseExportArgs(argv: string[]): ExportArgs {
 /** The method spec the flags describe: none, or rtn / awq / gptq / hqq with the scheme flags (each method's defaults otherwise). */
 export function exportMethod(a: ExportArgs): MethodSpec {
   if (a.method === 'none' || a.method === 'f32') return { id: 'none' };
-  return { id: a.method, bits: a.bits, groupSize: a.group, symmetric: a.symmetric, quantizeHead: a.head, quantizeEmbeddings: a.embed } as MethodSpec;
+  const calibration = a.calibration && (a.method === 'awq' || a.method === 'gptq') ? { calibration: a.calibration } : {};
+  return { id: a.method, bits: a.bits, groupSize: a.group, symmetric: a.symmetric, quantizeHead: a.head, quantizeEmbeddings: a.embed, ...calibration } as MethodSpec;
 }
 
 const MODEL_FILES = ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json', 'special_tokens_map.json'];
@@ -209,7 +219,9 @@ async function verify(a: ExportArgs, root: string, dir: string, bytes: Uint8Arra
   try {
     const spec: ExperimentSpec = { model: { kind: 'local', name: a.model }, method, eval: { protocol: a.protocol, windowLength: a.seqlen, windows: a.slice } };
     const text = readFileSync(join(root, 'public/data/wikitext-2-raw-v1/test.txt'), 'utf8');
-    const result = await runExperiment(spec, { device, adapter: report, source: directorySource(dir), text, tokens, kl: false, decodeSteps: 0 });
+    const calibrationText = readFileSync(join(root, 'public/data/calibration.txt'), 'utf8');
+    // the run quantizes again with the same method and calibration, so its weights are the exported ones
+    const result = await runExperiment(spec, { device, adapter: report, source: directorySource(dir), text, tokens, calibrationText, kl: false, decodeSteps: 0 });
     const lab = result.metrics!.perplexity;
     const diff = ((onnx.perplexity - lab) / lab) * 100;
     console.log(`lab (${report.description || report.vendor || 'WebGPU'}): ppl ${lab.toFixed(4)} — ONNX differs by ${diff.toFixed(4)} %${Math.abs(diff) > 0.5 ? ' (more than 0.5 %: check the export)' : ''}`);

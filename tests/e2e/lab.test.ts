@@ -71,6 +71,21 @@ describe('the lab', () => {
     await page.getByTestId('window-length').selectOption({ label: '128 tokens' });
     await page.getByTestId('slice-first').check();
     await page.getByTestId('windows').fill('1');
+    // the builder: methods × bits × groups, an f32 baseline first, each with an estimate
+    await expect(page.getByTestId('plan-row').count()).resolves.toBe(2);
+    await page.getByTestId('rtn-bits-2').check();
+    await page.getByTestId('rtn-group-64').check();
+    await expect(page.getByTestId('spec-preview').textContent()).resolves.toBe('5 experiments on qlab-llama-6m · gptq, 1 window of 128');
+    await expect(page.getByTestId('plan-row').allTextContents()).resolves.toEqual([
+      expect.stringMatching(/^f32/),
+      expect.stringMatching(/^RTN W4 g64/),
+      expect.stringMatching(/^RTN W4 g128/),
+      expect.stringMatching(/^RTN W2 g64/),
+      expect.stringMatching(/^RTN W2 g128/),
+    ]);
+    await expect(page.getByTestId('estimate-memory').textContent()).resolves.toMatch(/^\d+(\.\d)? MB$/);
+    await page.getByTestId('rtn-bits-2').uncheck();
+    await page.getByTestId('rtn-group-64').uncheck();
     mkdirSync(resultsDir, { recursive: true });
     await page.screenshot({ path: `${resultsDir}lab-before.png`, fullPage: true });
 

@@ -18,7 +18,7 @@
  * their own weights expect.
  */
 import type { DecoderConfig } from '../core/decoder';
-import { blockLinears, linearShape } from '../core/decoder';
+import { blockLinears, canonicalTensors, linearShape } from '../core/decoder';
 import type { MethodSpec } from '../core/experiment';
 import { dequantize, groupsPerRow, symmetricZero, type PackedLinear } from '../core/quant/format';
 import { decoderForwardRef, linearRef } from '../core/reference';
@@ -31,6 +31,8 @@ import { hqq } from './methods/hqq';
 import { rtn } from './methods/rtn';
 
 export const HISTOGRAM_BINS = 64;
+/** Largest model the inspector takes: it holds the f32 weights (twice for methods that change them) and runs a float64 forward pass on the CPU. */
+export const INSPECT_MAX_PARAMS = 200e6;
 
 export interface LayerHistogram {
   /** canonical linear name, e.g. "layers.3.mlp.up" */
@@ -168,6 +170,13 @@ export async function inspectLayers(input: InspectInput): Promise<LayerInspectio
   const ids = Array.from({ length: rows }, (_, i) => input.ids[i]);
   const projections = blockLinears(c);
   const total = c.numLayers * projections.length;
+  const params = canonicalTensors(c).reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1), 0);
+  if (params > INSPECT_MAX_PARAMS) {
+    throw new Error(
+      `The layer inspector computes on the CPU in float64 and keeps the whole model in f32 in memory; ${model.name} has ` +
+        `${(params / 1e6).toFixed(0)}M parameters, more than its limit of ${INSPECT_MAX_PARAMS / 1e6}M. Inspect a smaller model.`,
+    );
+  }
 
   const original = await readAll(model, input.read);
   signal?.throwIfAborted();

@@ -199,6 +199,15 @@ export class BrowserLab {
     return gpu ? { ledger: gpu.ledger.snapshot(), liveBuffers: gpu.live.buffers, liveBytes: gpu.live.bytes } : { ledger: null, liveBuffers: 0, liveBytes: 0 };
   }
 
+  /**
+   * Destroys the lab's GPU device, as a driver reset would: the run in flight
+   * ends interrupted and the next one asks for a new device. For classroom
+   * demos of what the lab does when the GPU goes away, and for tests.
+   */
+  loseDevice(): void {
+    this.#gpu?.device.destroy();
+  }
+
   /** Stops the run in flight within one tensor, window or decode step. */
   cancel(): void {
     this.#controller?.abort(CANCEL);

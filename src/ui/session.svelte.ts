@@ -222,6 +222,11 @@ export class LabSession {
     this.stages = stages;
   }
 
+  /** Destroys the worker's GPU device, as a driver reset would: a demo of a lost GPU. */
+  simulateDeviceLoss(): void {
+    void this.#lab.loseDevice();
+  }
+
   /** Asks the worker how much GPU memory the lab holds now. */
   async readMemory(): Promise<GpuMemoryReport> {
     const report = await this.#lab.memory();

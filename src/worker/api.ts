@@ -13,7 +13,7 @@ import type { SourcedResult } from '../core/results-import';
 import type { GpuMemoryReport, InspectRequest } from '../lab/browser-run';
 import type { LayerHistogram, LayerInspection } from '../lab/inspect';
 import type { CachedModel } from '../lab/hub-cache';
-import type { DownloadProgress } from '../lab/hub';
+import type { DownloadProgress, HubToken } from '../lab/hub';
 import type { ModelSummary } from '../lab/model-sources';
 import type { DeviceLostPolicy, QueueEvent, QueueItem, QueueState } from '../lab/queue';
 import type { ExportedFile, ExportProgress, ExportRequest, OnnxVerification } from '../export/model-export';
@@ -57,6 +57,8 @@ export interface LabApi {
   saveSettings(settings: unknown, deviceLost: DeviceLostPolicy): Promise<void>;
   /** Adds results measured elsewhere (already checked by parseResultsFile). */
   importResults(results: SourcedResult[]): Promise<{ added: number; skipped: number }>;
+  /** Destroys the lab's GPU device as a driver reset would (demos and tests of what happens when the GPU is lost). */
+  loseDevice(): void;
   /** The lab's GPU memory now: its ledger and every buffer alive on its device. */
   memory(): GpuMemoryReport;
   /** The layer inspector's numbers for a model and method (src/lab/inspect.ts). */
@@ -64,8 +66,12 @@ export interface LabApi {
 
   // ---- models from the Hugging Face Hub and from local files (src/lab/model-sources.ts)
 
-  /** Sets the Hub's address (or a mirror's) and/or the access token, which stays in the worker's memory (null forgets it). */
-  setHub(settings: { baseUrl?: string; token?: string | null }): Promise<{ baseUrl: string; hasToken: boolean }>;
+  /**
+   * Sets the Hub's address (or a mirror's) and/or the access token, which stays in the worker's memory (null forgets it).
+   * The token comes bound to the origin it was given for and is sent only there; `hasToken` says whether it goes to
+   * the current address, `tokenOrigin` where it is bound.
+   */
+  setHub(settings: { baseUrl?: string; token?: HubToken | null }): Promise<{ baseUrl: string; hasToken: boolean; tokenOrigin: string | null }>;
   /** Downloads a Hub model into the browser's cache (resuming a partial download), then describes it and plans the experiments of `plan`. */
   downloadHubModel(ref: { repo: string; revision: string }, plan: PlanRequest, onProgress: (p: DownloadProgress) => void): Promise<ModelSummary>;
   /** Hands files the person picked (config.json, tokenizer.json, *.safetensors) to the worker under `name`, describes them and plans `specs`. */

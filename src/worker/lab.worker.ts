@@ -66,6 +66,7 @@ const api: LabApi = {
   },
   importResults: (results) => queue.importResults(results),
   memory: () => lab.memory(),
+  loseDevice: () => lab.loseDevice(),
   async inspect(request, onProgress) {
     try {
       return await lab.inspect(request, (done, total, detail) => void onProgress?.(done, total, detail));

@@ -9,7 +9,10 @@
  *
  * And cancelling: a run cancelled mid-evaluation stops within a second, the
  * lab's GPU memory (its ledger, and every buffer alive on its device) goes
- * back to what it was before the run, and the finished result stays.
+ * back to what it was before the run, and the finished result stays. A run
+ * cut off by a lost GPU device is kept as interrupted and the queue waits
+ * (the setting) until Run queue goes on with a new device. The layer
+ * inspector draws its heatmap and a layer's histogram.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
@@ -206,6 +209,35 @@ describe('the lab', () => {
     await expect(page.getByTestId('run-message').textContent()).resolves.toMatch(/^Cancelled during evaluation, after window \d+ of 3,460\.$/);
     expect(await tableRows(page)).toEqual(before);
     expect(errors).toEqual([]);
+  }, 600_000);
+
+  it('keeps a run cut off by a lost GPU device as interrupted, waits, then goes on with a new device', async () => {
+    const { page, errors } = await open();
+    await page.getByTestId('window-length').selectOption({ label: '128 tokens' });
+    await page.getByTestId('slice-first').check();
+    await page.getByTestId('windows').fill('1');
+    await page.getByTestId('device-lost-wait').check();
+    await page.getByTestId('auto-baseline').uncheck();
+    await page.getByTestId('rtn-bits-8').check(); // W8 g128 and W4 g128
+    await page.getByTestId('run').click();
+    await page.getByTestId('stage-load').and(page.locator('[data-state="active"]')).waitFor({ timeout: 180_000 });
+    await page.getByTestId('simulate-device-loss').click();
+    await page.getByTestId('queue-paused').waitFor({ timeout: 60_000 });
+    await expect(page.getByTestId('queue-paused').textContent()).resolves.toMatch(/GPU device was lost.*The queue waits/);
+    const interrupted = page.locator('[data-testid="queue-item"][data-state="interrupted"]');
+    await expect(interrupted.count()).resolves.toBe(1);
+    await expect(interrupted.textContent()).resolves.toMatch(/RTN W8 g128.*interrupted (while loading the model \(tensor \d+ of \d+\)|during evaluation)/);
+    await expect(page.locator('[data-testid="queue-item"][data-state="pending"]').count()).resolves.toBe(1);
+    await expect(page.getByTestId('result-row').count()).resolves.toBe(0);
+
+    // Run queue: a new device, and the waiting run finishes
+    await page.getByTestId('run-queue').click();
+    await page.getByTestId('queue-summary').getByText('1 done · 1 interrupted · 0 running · 0 waiting').waitFor({ timeout: 240_000 });
+    await expect(page.getByTestId('result-row').count()).resolves.toBe(1);
+    await expect(page.getByTestId('result-method').textContent()).resolves.toBe('RTN W4 g128');
+    expect(Number(await page.getByTestId('result-ppl').textContent())).toBeGreaterThan(1);
+    // the lost device's WebGPU messages are expected; nothing else
+    expect(errors.filter((e) => !/lost|destroyed/i.test(e))).toEqual([]);
   }, 600_000);
 
   it('inspects each layer of the model: an error heatmap, and a layer histogram with its grid', async () => {

@@ -317,10 +317,10 @@ export function applyProgress(stages: StageState[], p: ExperimentProgress, now: 
 
 /**
  * Seconds left in a running stage, from its pace so far (elapsed per unit
- * done); null before the first unit or for a stage without a count.
+ * done); null before the first unit or for a stage without a count (or units).
  */
 export function stageRemaining(s: StageState, now: number): number | null {
-  if (s.startedAt === null || s.endedAt !== null || s.total <= 0 || s.done <= 0) return null;
+  if (!s.unit || s.startedAt === null || s.endedAt !== null || s.total <= 0 || s.done <= 0) return null;
   const elapsed = (now - s.startedAt) / 1000;
   return (elapsed / s.done) * (s.total - s.done);
 }

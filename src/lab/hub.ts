@@ -13,7 +13,13 @@
  *   LFS files it serves without a redirect) the file must hash to it. A file that fails is removed from the
  *   cache, so the next run downloads it afresh.
  * - The access token goes in the Authorization header only: never in a URL,
- *   a message, a result or a log.
+ *   a message, a result or a log. It is bound to one origin (HubToken) and
+ *   goes only with requests to that origin (hubTokenFor): a Hub address from a
+ *   link, or one changed after the token was given, gets no token. Requests
+ *   are built from the base address alone (hubFileUrl); redirects are
+ *   followed by fetch itself, which drops Authorization when a redirect leaves
+ *   the origin (Fetch spec, "HTTP-redirect fetch"; Chromium and Node's fetch
+ *   do), so the Hub's redirects to its CDNs carry no token either.
  */
 import { parseJsonObject, isJsonObject } from '../core/config';
 import type { ModelRef } from '../core/experiment';
@@ -48,6 +54,43 @@ export function checkHubRef(repo: string, revision: string): void {
   }
 }
 
+/** An access token and the one origin (scheme://host:port) it may be sent to. */
+export interface HubToken {
+  value: string;
+  origin: string;
+}
+
+/** The origin of an http(s) address, or null for anything else. */
+export function originOf(url: string): string | null {
+  try {
+    const u = new URL(url);
+    return u.protocol === 'https:' || u.protocol === 'http:' ? u.origin : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A token bound to an origin: a plain string is bound to the origin of
+ * `baseUrl` (the address in effect when it was given); a HubToken keeps its own
+ * origin, normalized. Empty tokens are null.
+ */
+export function bindHubToken(token: string | HubToken | null | undefined, baseUrl: string): HubToken | null {
+  if (token === null || token === undefined) return null;
+  const value = (typeof token === 'string' ? token : token.value).trim();
+  if (!value) return null;
+  const origin = originOf(typeof token === 'string' ? baseUrl : token.origin);
+  if (origin === null) throw new Error('An access token must be bound to an http(s) address.');
+  return { value, origin };
+}
+
+/** The token to send with a request to `url`: only where `url` is on the token's origin, else null. */
+export function hubTokenFor(url: string, token: HubToken | null | undefined): string | null {
+  if (!token) return null;
+  const origin = originOf(url);
+  return origin !== null && origin === token.origin ? token.value : null;
+}
+
 export function hubFileUrl(base: string, repo: string, revision: string, file: string): string {
   const root = base.replace(/\/+$/, '');
   return `${root}/${repo}/resolve/${encodeURIComponent(revision)}/${file.split('/').map(encodeURIComponent).join('/')}`;
@@ -74,8 +117,11 @@ export interface HubOptions {
   cache: HubCache;
   /** default https://huggingface.co */
   baseUrl?: string;
-  /** an access token for gated or private repositories */
-  token?: string | null;
+  /**
+   * an access token for gated or private repositories; a string is bound to
+   * `baseUrl`'s origin, a HubToken to its own, and it goes only to that origin
+   */
+  token?: string | HubToken | null;
   fetch?: typeof fetch;
   signal?: AbortSignal;
   onProgress?: (p: DownloadProgress) => void;
@@ -96,14 +142,16 @@ const SINGLE = 'model.safetensors';
 const READ_CHUNK = 8 * 2 ** 20;
 
 /** Messages for the answers that need a person to do something; the token itself never appears. */
-function httpError(repo: string, revision: string, file: string, response: Response, hadToken: boolean): HubError {
+function httpError(repo: string, revision: string, file: string, response: Response, hadToken: boolean, withheld: { from: string; to: string } | null): HubError {
   const where = `${repo}@${revision}/${file}`;
   const s = response.status;
   if (s === 401) {
     return new HubError(
       hadToken
         ? `${where}: HTTP 401 — the Hub did not accept the access token. Check that it is a valid token (huggingface.co/settings/tokens) with read access, then run again.`
-        : `${where}: HTTP 401 — the repository is gated or private (or does not exist). Paste an access token with read access (huggingface.co/settings/tokens), accept the model's terms on its page if it is gated, and run again.`,
+        : withheld !== null
+          ? `${where}: HTTP 401 — the repository is gated or private (or does not exist). The access token given is for ${withheld.from} and is not sent to ${withheld.to}: enter a token for this address if it needs one, and run again.`
+          : `${where}: HTTP 401 — the repository is gated or private (or does not exist). Paste an access token with read access (huggingface.co/settings/tokens), accept the model's terms on its page if it is gated, and run again.`,
       s,
     );
   }
@@ -117,8 +165,10 @@ function httpError(repo: string, revision: string, file: string, response: Respo
   return new HubError(`${where}: HTTP ${s} ${response.statusText} from the server. Run again to resume; if it persists, the server or the mirror may be down.`, s);
 }
 
-function authHeaders(token: string | null | undefined): Record<string, string> {
-  return token ? { Authorization: `Bearer ${token}` } : {};
+/** The Authorization header for a request to `url`: empty unless `url` is on the token's origin. */
+function authHeaders(url: string, token: HubToken | null): Record<string, string> {
+  const value = hubTokenFor(url, token);
+  return value ? { Authorization: `Bearer ${value}` } : {};
 }
 
 /**
@@ -157,6 +207,8 @@ export async function downloadHubModel(ref: { repo: string; revision: string }, 
   const { repo, revision } = ref;
   checkHubRef(repo, revision);
   const base = options.baseUrl ?? DEFAULT_HUB_BASE;
+  // bound to one origin here, checked against every request's address in authHeaders
+  const token = bindHubToken(options.token, base);
   const fetchFn = options.fetch ?? ((input, init) => fetch(input, init));
   const cache = options.cache;
   const key = (file: string): CacheKey => ({ repo, revision, file });
@@ -178,7 +230,7 @@ export async function downloadHubModel(ref: { repo: string; revision: string }, 
     let offset = state?.bytes ?? 0;
     const url = hubFileUrl(base, repo, revision, file);
     const request = (from: number) =>
-      fetchFn(url, { headers: { ...authHeaders(options.token), ...(from > 0 ? { Range: `bytes=${from}-` } : {}) }, signal: options.signal });
+      fetchFn(url, { headers: { ...authHeaders(url, token), ...(from > 0 ? { Range: `bytes=${from}-` } : {}) }, redirect: 'follow', signal: options.signal });
     let response: Response;
     try {
       response = await request(offset);
@@ -207,7 +259,8 @@ export async function downloadHubModel(ref: { repo: string; revision: string }, 
     }
     if (!response.ok) {
       await response.body?.cancel();
-      throw httpError(repo, revision, file, response, !!options.token);
+      const sent = hubTokenFor(url, token) !== null;
+      throw httpError(repo, revision, file, response, sent, !sent && token ? { from: token.origin, to: originOf(url) ?? base } : null);
     }
     if (offset > 0 && response.status !== 206) offset = 0; // Range ignored: the whole file comes
     if (response.status === 206) {
@@ -345,7 +398,8 @@ export async function downloadHubModel(ref: { repo: string; revision: string }, 
       const state = await cache.stat(key(f));
       if (state?.complete) return sizes.set(f, state.bytes);
       try {
-        const head = await fetchFn(hubFileUrl(base, repo, revision, f), { method: 'HEAD', headers: authHeaders(options.token), signal: options.signal });
+        const url = hubFileUrl(base, repo, revision, f);
+        const head = await fetchFn(url, { method: 'HEAD', headers: authHeaders(url, token), redirect: 'follow', signal: options.signal });
         const n = head.headers.get('x-linked-size') ?? (head.headers.get('content-encoding') ? null : head.headers.get('content-length'));
         if (head.ok && n !== null) sizes.set(f, Number(n));
       } catch {

@@ -7,19 +7,24 @@
  * refusal of a run the GPU cannot hold is runExperiment's (faults.ts checkRunFits).
  *
  * The access token lives here, in memory, and goes only into the Hub's
- * Authorization header.
+ * Authorization header, and only to the origin it is bound to (hub.ts
+ * hubTokenFor): changing the Hub address does not carry it to the new one.
  */
 import type { ExperimentSpec, ModelRef } from '../core/experiment';
 import { summarizeCache, type CachedModel, type HubCache } from './hub-cache';
-import { DEFAULT_HUB_BASE, downloadHubModel, formatDownload, type DownloadProgress } from './hub';
+import { bindHubToken, DEFAULT_HUB_BASE, downloadHubModel, formatDownload, hubTokenFor, originOf, type DownloadProgress, type HubToken } from './hub';
 import { blobSource, loadModel, type ModelSource } from './load';
 import { planMemory, type MemoryPlan, type PlanLimits } from './memory-plan';
 
 export interface HubSettings {
   /** the Hub or a mirror with its URL layout */
   baseUrl: string;
-  /** for gated and private repositories; null for none */
-  token: string | null;
+  /**
+   * for gated and private repositories; null for none. A string is bound to
+   * the origin of the address in effect when it is given (after `baseUrl` of
+   * the same call), a HubToken to its own origin; it is sent only there.
+   */
+  token: string | HubToken | null;
 }
 
 /** What the page learns about files it handed over. */
@@ -40,13 +45,14 @@ export interface ModelSourcesOptions {
 
 export class ModelSources {
   readonly #options: ModelSourcesOptions;
-  #hub: HubSettings;
+  #hub: { baseUrl: string; token: HubToken | null };
   #cache: HubCache | null = null;
   readonly #local = new Map<string, Map<string, Blob>>();
 
   constructor(options: ModelSourcesOptions) {
     this.#options = options;
-    this.#hub = { baseUrl: options.hub?.baseUrl ?? DEFAULT_HUB_BASE, token: options.hub?.token ?? null };
+    const baseUrl = options.hub?.baseUrl ?? DEFAULT_HUB_BASE;
+    this.#hub = { baseUrl, token: bindHubToken(options.hub?.token, baseUrl) };
   }
 
   get cache(): HubCache {
@@ -54,22 +60,32 @@ export class ModelSources {
     return this.#cache;
   }
 
-  /** Changes the Hub address and/or the token (null forgets it). */
+  /**
+   * Changes the Hub address and/or the token (null forgets it). A token keeps
+   * the origin it was bound to: after a change of address to another origin it
+   * stays unsent until given again for the new one.
+   */
   setHub(settings: Partial<HubSettings>): void {
     if (settings.baseUrl !== undefined) {
       const url = settings.baseUrl.trim() || DEFAULT_HUB_BASE;
-      if (!/^https?:\/\/[^\s]+$/.test(url)) throw new Error(`"${url}" is not an http(s) address: the Hub setting takes an address like https://huggingface.co.`);
+      if (!/^https?:\/\/[^\s]+$/.test(url) || originOf(url) === null) throw new Error(`"${url}" is not an http(s) address: the Hub setting takes an address like https://huggingface.co.`);
       this.#hub.baseUrl = url.replace(/\/+$/, '');
     }
-    if (settings.token !== undefined) this.#hub.token = settings.token?.trim() || null;
+    if (settings.token !== undefined) this.#hub.token = bindHubToken(settings.token, this.#hub.baseUrl);
   }
 
   hubBase(): string {
     return this.#hub.baseUrl;
   }
 
+  /** whether a token would go with requests to the current Hub address */
   hasToken(): boolean {
-    return this.#hub.token !== null;
+    return hubTokenFor(this.#hub.baseUrl, this.#hub.token) !== null;
+  }
+
+  /** the origin the token in memory is bound to (null without one) */
+  tokenOrigin(): string | null {
+    return this.#hub.token?.origin ?? null;
   }
 
   /**

@@ -118,9 +118,10 @@ function median(values: number[]): number {
 /** Times `record` (one dispatch into the given pass). */
 async function time(device: GPUDevice, record: (pass: GPUComputePassEncoder, run: number) => void): Promise<Timing> {
   const hasTimestamps = device.features.has('timestamp-query');
-  // Warm-up (and first-use compilation).
+  // Warm-up (and first-use compilation), after the heater has brought the clocks up.
   {
     const encoder = device.createCommandEncoder();
+    heat(encoder);
     const pass = encoder.beginComputePass();
     for (let i = 0; i < WARMUP; i++) record(pass, i);
     pass.end();
@@ -144,6 +145,7 @@ async function time(device: GPUDevice, record: (pass: GPUComputePassEncoder, run
     const resolve = device.createBuffer({ size: 16 * RUNS, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
     const read = device.createBuffer({ size: 16 * RUNS, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     const enc = device.createCommandEncoder();
+    heat(enc); // the timed passes follow the heater with no idle gap
     for (let i = 0; i < RUNS; i++) {
       const p = enc.beginComputePass({ timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
       record(p, i);
@@ -164,6 +166,43 @@ async function time(device: GPUDevice, record: (pass: GPUComputePassEncoder, run
   }
   const useTs = usTimestamp !== null && usTimestamp > 0;
   return { us: useTs ? usTimestamp! : usWall, usTimestamp, usWall, method: useTs ? 'timestamp-query' : 'wall' };
+}
+
+// --------------------------------------------------------------- heater ----
+
+// GPU clocks drop while the GPU idles (here: while the CPU draws and uploads the
+// next layer) and take milliseconds of load to come back; a first H100 run
+// timed the same kernel 2-4x slower without load before it. So every timed
+// batch is recorded right behind ~15 ms of streaming reads (HEAT_BYTES per
+// dispatch), in the same submit.
+let heat: (encoder: GPUCommandEncoder) => void = () => {};
+
+function makeHeater(device: GPUDevice, ledger: MemoryLedger): void {
+  const bytes = small ? 16 * 2 ** 20 : 256 * 2 ** 20;
+  const src = ledger.createBuffer('scratch', bytes, GPUBufferUsage.STORAGE, 'heat.src');
+  const sink = ledger.createBuffer('scratch', 4096, GPUBufferUsage.STORAGE, 'heat.sink');
+  const module = device.createShaderModule({ code: STREAM_WGSL, label: 'heat' });
+  const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+  const bindGroup = device.createBindGroup({
+    layout: pipeline.getBindGroupLayout(0),
+    entries: [{ binding: 0, resource: { buffer: src } }, { binding: 1, resource: { buffer: sink } }],
+  });
+  const dispatches = small ? 2 : 180; // 180 × 256 MiB at ~3 TB/s ≈ 16 ms
+  heat = (encoder) => {
+    const pass = encoder.beginComputePass({ label: 'heat' });
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    for (let i = 0; i < dispatches; i++) pass.dispatchWorkgroups(16384);
+    pass.end();
+  };
+}
+
+/** Runs the heater on its own (before work we do not encode ourselves: onnxruntime-web's runs). */
+export async function heatNow(device: GPUDevice): Promise<void> {
+  const encoder = device.createCommandEncoder();
+  heat(encoder);
+  device.queue.submit([encoder.finish()]);
+  await device.queue.onSubmittedWorkDone();
 }
 
 // -------------------------------------------------------------- ceiling ----
@@ -366,18 +405,15 @@ const GEMM_M2 = small ? 64 : 2048;
 const GEMM_M2_SHAPES = small ? ['256x256'] : ['4096x4096', '14336x4096', '4096x14336'];
 /** GEMV variants swept for 4-bit and f32 layers (besides the default plan and the basic kernel) */
 const Q_SWEEP: [string, Partial<GemvConfig>][] = [
+  ['tpr16', { tpr: 16 }],
   ['tpr32 prefetch', { tpr: 32, prefetch: true }],
   ['tpr64', { tpr: 64 }],
   ['tpr128', { tpr: 128 }],
-  ['tpr128 prefetch', { tpr: 128, prefetch: true }],
-  ['tpr256', { tpr: 256 }],
-  ['tpr128 rows2', { tpr: 128, rows: 2 }],
-  ['tpr128 no subgroups', { tpr: 128, subgroups: false }],
+  ['rows2', { rows: 2 }],
+  ['no subgroups', { subgroups: false }],
 ];
 const F_SWEEP: [string, Partial<GemvConfig>][] = [
   ['tpr64', { tpr: 64 }],
-  ['tpr128', { tpr: 128 }],
-  ['tpr256', { tpr: 256 }],
   ['tpr256 rows1', { tpr: 256, rows: 1 }],
 ];
 
@@ -405,6 +441,7 @@ async function main(): Promise<void> {
       (small ? '; --small shapes' : ''),
   );
 
+  makeHeater(device, ledger);
   let ceilingGbps = 3125; // last measured H100 value, used when the ceiling is not measured in this run
   let ceiling: Awaited<ReturnType<typeof measureCeiling>> | null = null;
   if (only.has('ceiling')) {
@@ -439,7 +476,7 @@ async function main(): Promise<void> {
     const fBytes = n * k * 4;
     const fCopies = copiesFor(fBytes);
     if (only.has('gemv')) {
-      const variants: [string, Partial<GemvConfig>][] = [['default', {}], ['basic', { basic: true }], ...(only.has('sweep') ? F_SWEEP : [])];
+      const variants: [string, Partial<GemvConfig>][] = [['default', {}], ['gemv_f32', { basic: false }], ...(only.has('sweep') ? F_SWEEP : [])];
       for (const [, gemv] of variants) {
         const layers = Array.from({ length: fCopies }, (_, i) => new F32Linear(ledger, w, n, k, { label: `f32 ${shape} #${i}`, gemv }));
         const r = await benchLayer(device, ledger, layers[0], 1, 'gemv', f32Row, layers);
@@ -448,11 +485,13 @@ async function main(): Promise<void> {
       }
     }
     if (only.has('gemm')) {
-      const f32 = new F32Linear(ledger, w, n, k, { label: `f32 ${shape}` });
-      for (const m of GEMM_M2_SHAPES.includes(shape) ? [GEMM_M, GEMM_M2] : [GEMM_M]) {
-        push(makeRow(f32, m, 'gemm', 32, null, fBytes, await benchLayer(device, ledger, f32, m, 'gemm', f32Row), ceilingGbps, 'qlab', 'tile 64'));
+      for (const tile of [64, 128] as const) {
+        const f32 = new F32Linear(ledger, w, n, k, { label: `f32 ${shape}`, gemmTile: tile });
+        for (const m of GEMM_M2_SHAPES.includes(shape) ? [GEMM_M, GEMM_M2] : [GEMM_M]) {
+          push(makeRow(f32, m, 'gemm', 32, null, fBytes, await benchLayer(device, ledger, f32, m, 'gemm', f32Row), ceilingGbps, 'qlab', `tile ${tile}`));
+        }
+        f32.destroy();
       }
-      f32.destroy();
     }
 
     for (const bits of QUANT_BITS) {
@@ -473,7 +512,7 @@ async function main(): Promise<void> {
       if (bits === 4 && ort) {
         try {
           const xData = randomFloats(k);
-          const t = await timeMatMulNBits(ort, device, packed, xData, 1, copies, RUNS, WARMUP);
+          const t = await timeMatMulNBits(ort, device, packed, xData, 1, copies, RUNS, WARMUP, () => heatNow(device));
           const checkError = sampledError(t.y, xData, 1, n, k, qRow);
           const timing: Timing = { us: t.us ?? t.usWall, usTimestamp: t.us, usWall: t.usWall, method: t.us ? 'timestamp-query' : 'wall' };
           const view = { n, k, variant: 'q4 g128 asym' } as GpuLinear;
@@ -483,11 +522,13 @@ async function main(): Promise<void> {
         }
       }
       if (bits === 4 && only.has('gemm')) {
-        const q = new QuantLinear(ledger, tables[0], { label: `q4 ${shape}` });
-        for (const m of GEMM_M2_SHAPES.includes(shape) ? [GEMM_M, GEMM_M2] : [GEMM_M]) {
-          push(makeRow(q, m, 'gemm', bits, GROUP, bytes, await benchLayer(device, ledger, q, m, 'gemm', qRow), ceilingGbps, 'qlab', 'tile 64'));
+        for (const tile of [64, 128] as const) {
+          const q = new QuantLinear(ledger, tables[0], { label: `q4 ${shape}`, gemmTile: tile });
+          for (const m of GEMM_M2_SHAPES.includes(shape) ? [GEMM_M, GEMM_M2] : [GEMM_M]) {
+            push(makeRow(q, m, 'gemm', bits, GROUP, bytes, await benchLayer(device, ledger, q, m, 'gemm', qRow), ceilingGbps, 'qlab', `tile ${tile}`));
+          }
+          q.destroy();
         }
-        q.destroy();
       }
       for (const t of tables) releasePacked(ledger, t);
     }
@@ -518,6 +559,38 @@ async function main(): Promise<void> {
       `GB/s counts the layer's stored bytes; GEMV weights rotated over copies; check = max |gpu − ref| / Σ|x·w| at sampled outputs`,
   );
 
+  text.push(`${((Date.now() - started) / 1000).toFixed(1)} s (kernels)`);
+  const write = (e2e: E2eResult | null) => {
+    if (!outPath) return;
+    const result = {
+      bench: 'kernels',
+      date: new Date().toISOString(),
+      small,
+      sections: [...only],
+      protocol: {
+        runs: RUNS,
+        warmup: WARMUP,
+        timing: device.features.has('timestamp-query') ? 'timestamp-query per compute pass, median' : 'batch wall time / runs',
+        rotation: 'GEMV runs rotate over copies of the weights (together > 256 MiB) so the L2 cache does not hold them; GEMM uses one copy',
+        ort: 'onnxruntime-web/webgpu MatMulNBits (its WebGPU EP on its own GPUDevice of the same adapter), R nodes with their own weight copies on one input; timestamp writes added to each of its compute passes, per-run sum / R, median over runs; the heater runs before each run',
+        heater: 'each timed batch follows ~16 ms of streaming reads in the same submit (GPU clocks)',
+        gemmM: [GEMM_M, GEMM_M2],
+        quantGroup: GROUP,
+        ceiling: 'read-only vec4<u32> sum kernel, best grid',
+        gbps: 'stored bytes of the layer (f32 weights, or packed codes + f32 scales + u8 zero points) / time',
+        tflops: '2·M·N·K / time',
+      },
+      device: report,
+      ceiling,
+      rows,
+      e2e,
+    };
+    writeFileSync(outPath, JSON.stringify(result, null, 2));
+    writeFileSync(outPath.replace(/\.json$/, '') + '.txt', text.join('\n') + '\n');
+    console.log(`wrote ${outPath}`);
+  };
+  // the kernel results are written before the end-to-end run, which takes minutes
+  write(null);
   let e2e: E2eResult | null = null;
   if (only.has('e2e')) {
     try {
@@ -535,38 +608,11 @@ async function main(): Promise<void> {
   text.push(`${((Date.now() - started) / 1000).toFixed(1)} s`);
   console.log('');
   for (const t of text) console.log(t);
+  if (e2e) write(e2e);
   const worst = Math.max(0, ...rows.filter((r) => r.impl === 'qlab').map((r) => r.checkError));
   if (worst > 1e-4) {
     console.error(`CHECK FAILED: a kernel's output is off by ${worst.toExponential(2)} of Σ|x·w| (expected < 1e-4).`);
     process.exitCode = 1;
-  }
-
-  if (outPath) {
-    const result = {
-      bench: 'kernels',
-      date: new Date().toISOString(),
-      small,
-      sections: [...only],
-      protocol: {
-        runs: RUNS,
-        warmup: WARMUP,
-        timing: device.features.has('timestamp-query') ? 'timestamp-query per compute pass, median' : 'batch wall time / runs',
-        rotation: 'GEMV runs rotate over copies of the weights (together > 256 MiB) so the L2 cache does not hold them; GEMM uses one copy',
-        ort: 'onnxruntime-web/webgpu MatMulNBits, R nodes with their own weight copies on one input; its profiling timestamps per kernel, median',
-        gemmM: [GEMM_M, GEMM_M2],
-        quantGroup: GROUP,
-        ceiling: 'read-only vec4<u32> sum kernel, best grid',
-        gbps: 'stored bytes of the layer (f32 weights, or packed codes + f32 scales + u8 zero points) / time',
-        tflops: '2·M·N·K / time',
-      },
-      device: report,
-      ceiling,
-      rows,
-      e2e,
-    };
-    writeFileSync(outPath, JSON.stringify(result, null, 2));
-    writeFileSync(outPath.replace(/\.json$/, '') + '.txt', text.join('\n') + '\n');
-    console.log(`wrote ${outPath}`);
   }
   device.destroy();
 }

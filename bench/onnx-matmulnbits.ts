@@ -329,7 +329,18 @@ export interface OrtTiming {
 }
 
 /** Runs the R-copy model `runs` times after `warmup`; times its GPU passes. */
-export async function timeMatMulNBits(ort: Ort, device: GPUDevice, p: PackedLinear, x: Float32Array, m: number, copies: number, runs: number, warmup: number): Promise<OrtTiming> {
+export async function timeMatMulNBits(
+  ort: Ort,
+  device: GPUDevice,
+  p: PackedLinear,
+  x: Float32Array,
+  m: number,
+  copies: number,
+  runs: number,
+  warmup: number,
+  /** brings the GPU's clocks up before each timed run (as our timed batches get) */
+  heat: () => Promise<void> = async () => {},
+): Promise<OrtTiming> {
   const model = matMulNBitsModel(p, m, copies);
   const session = await ort.InferenceSession.create(model, {
     executionProviders: ['webgpu'],
@@ -351,6 +362,7 @@ export async function timeMatMulNBits(ort: Ort, device: GPUDevice, p: PackedLine
   let dispatches = 0;
   let wall = 0;
   for (let i = 0; i < runs; i++) {
+    await heat();
     passTimer?.start();
     const t0 = performance.now();
     const out = await session.run(feeds);

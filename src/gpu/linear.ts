@@ -15,6 +15,7 @@
 import matmulF32Source from '../../shaders/matmul_f32.wgsl?raw';
 import reduceTeamSource from '../../shaders/reduce_team.wgsl?raw';
 import gemvF32Source from '../../shaders/gemv_f32.wgsl?raw';
+import gemmF32WideSource from '../../shaders/gemm_f32_wide.wgsl?raw';
 import type { MemoryLedger } from './ledger';
 import { tuningFor, type KernelTuning } from './tuning';
 
@@ -84,7 +85,15 @@ export interface LinearOptions {
   tuning?: KernelTuning;
   /** GEMV kernel shape (benchmarks and tests); default `gemvPlan` from the device and the layer's shape */
   gemv?: Partial<GemvConfig>;
+  /**
+   * GEMM output tile edge: 128 (qgemm.wgsl, 8 × 8 outputs per invocation) or
+   * 64 (qmatmul.wgsl gemm, 4 × 4). Default: 128 from GEMM_WIDE_MIN_M rows of x on.
+   */
+  gemmTile?: 64 | 128;
 }
+
+/** From this many rows of x a packed layer's GEMM uses 128 × 128 tiles. */
+export const GEMM_WIDE_MIN_M = 64;
 
 /**
  * The shape of a GEMV dispatch: a team of `tpr` lanes owns `rows` rows of W
@@ -133,13 +142,19 @@ export function gemvSource(base: string, config: { rows: number; subgroups: bool
   return config.subgroups ? `enable subgroups;\n${src}` : src;
 }
 
-/** The gemv_f32.wgsl shape: teams of up to 32 lanes (about 8 vec4 per lane), 4 rows, subgroup reductions where teams fit. */
+/**
+ * The f32 GEMV's shape. Default: the basic kernel (matmul_f32.wgsl gemv4, one
+ * team of up to 256 lanes per 4 rows), which measured faster on an H100 than
+ * gemv_f32.wgsl's subgroup-sized teams at every benchmark shape (bench/NOTES.md);
+ * `override` selects gemv_f32.wgsl (basic: false) and its shape.
+ */
 export function f32GemvPlan(device: GPUDevice, k: number, override: Partial<GemvConfig> = {}): GemvConfig {
   const tpr = override.tpr ?? teamWidth(Math.ceil(k / 4), 8, 4, 32);
   const rows = override.rows ?? 4;
   const sg = override.sg ?? fixedSubgroupSize(device);
   const subgroups = sg > 0 && (override.subgroups ?? true);
-  return { tpr, rows, subgroups, xc: 0, basic: override.basic ?? false, sg: subgroups ? sg : 0, prefetch: false };
+  const basic = override.basic ?? Object.keys(override).length === 0;
+  return { tpr, rows, subgroups, xc: 0, basic, sg: subgroups ? sg : 0, prefetch: false };
 }
 
 /** Team width for `units` work items per row: about `perLane` per lane, a power of two in [lo, hi]. */
@@ -289,6 +304,7 @@ export class F32Linear implements GpuLinear {
   private readonly tpr: number;
   /** the fast GEMV's shape (gemv_f32.wgsl, K % 4 = 0); `basic` selects matmul_f32.wgsl gemv4 */
   readonly gemv: GemvConfig;
+  private readonly gemmTile: 64 | 128 | undefined;
   private readonly maxPerDim: number;
   private readonly bindGroups = new BindGroupCache();
 
@@ -311,6 +327,7 @@ export class F32Linear implements GpuLinear {
     this.cpu = (options.tuning ?? tuningFor(this.device)).cpu;
     this.tpr = gemvTeamWidth(k % 4 === 0 ? k / 4 : k);
     this.gemv = f32GemvPlan(this.device, k, options.gemv);
+    this.gemmTile = options.gemmTile;
     this.weight = ledger.upload('weights', w, `${this.label}.weight`);
     this.bias = options.bias ? ledger.upload('weights', options.bias, `${this.label}.bias`) : null;
     this.bytes = this.weight.size + (this.bias?.size ?? 0);
@@ -330,15 +347,19 @@ export class F32Linear implements GpuLinear {
     const entry = this.cpu ? (vec4 ? 'gemmCpu4' : 'gemmCpu') : kernel === 'gemm' ? 'gemm' : vec4 ? 'gemv4' : 'gemv';
     const gemv = entry === 'gemv4' || entry === 'gemv';
     const fast = entry === 'gemv4' && !this.gemv.basic;
+    // 128 × 128 tiles (gemm_f32_wide.wgsl) need K % 16 = 0
+    const wide = entry === 'gemm' && this.k % 16 === 0 && (this.gemmTile ?? (m >= GEMM_WIDE_MIN_M ? 128 : 64)) === 128;
     const g = this.gemv;
     const hasBias = this.bias !== null;
     // Only the GEMV kernels are specialized; the GEMMs read params.hasBias.
     const constants: Record<string, number> = gemv ? { HAS_BIAS: hasBias ? 1 : 0, TPR: fast ? g.tpr : this.tpr } : {};
     const pipeline = fast
       ? cachedPipeline(this.device, `gemv_f32:r${g.rows}:${g.subgroups ? 'sg' : 'wg'}`, gemvSource(gemvF32Source, g), 'gemv', g.subgroups ? { ...constants, SG: g.sg } : constants)
-      : cachedPipeline(this.device, 'matmul_f32', matmulF32Source, entry, constants);
-    const bindGroup = this.bindGroups.get(x, y, `${fast ? 'fast' : entry}:${m}`, () => {
-      const asVec4 = vec4 && entry !== 'gemm';
+      : wide
+        ? cachedPipeline(this.device, 'gemm_f32_wide', gemmF32WideSource, 'gemm', {})
+        : cachedPipeline(this.device, 'matmul_f32', matmulF32Source, entry, constants);
+    const bindGroup = this.bindGroups.get(x, y, `${fast ? 'fast' : wide ? 'wide' : entry}:${m}`, () => {
+      const asVec4 = vec4 && (entry !== 'gemm' || wide);
       return this.device.createBindGroup({
         label: `${this.label}.${entry}`,
         layout: pipeline.getBindGroupLayout(0),
@@ -353,6 +374,8 @@ export class F32Linear implements GpuLinear {
     });
     const count = fast
       ? Math.ceil(this.n / (g.rows * (LINEAR_WORKGROUP / g.tpr)))
+      : wide
+      ? Math.ceil(m / 128) * Math.ceil(this.n / 128)
       : gemv
       ? gemvWorkgroups(this.n, this.tpr)
       : this.cpu

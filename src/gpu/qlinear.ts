@@ -6,6 +6,7 @@
  */
 import qmatmulSource from '../../shaders/qmatmul.wgsl?raw';
 import qgemvSource from '../../shaders/qgemv.wgsl?raw';
+import qgemmSource from '../../shaders/qgemm.wgsl?raw';
 import { validatePacked, type PackedLinear, type QuantBits } from '../core/quant/format';
 import { releasePacked, uploadPacked, type PackedBuffers } from './packed-table';
 import type { MemoryLedger } from './ledger';
@@ -26,6 +27,7 @@ import {
   fixedSubgroupSize,
   teamWidth,
   LINEAR_WORKGROUP,
+  GEMM_WIDE_MIN_M,
   type GemvConfig,
   type CpuGemmBlock,
   type EncodeTarget,
@@ -90,6 +92,7 @@ export class QuantLinear implements GpuLinear {
   /** the GEMV kernel's shape (qgemv.wgsl) */
   readonly gemv: GemvConfig;
   private readonly maxPerDim: number;
+  private readonly gemmTile: 64 | 128 | undefined;
   private readonly bindGroups = new BindGroupCache();
 
   /**
@@ -116,6 +119,7 @@ export class QuantLinear implements GpuLinear {
     this.cpu = (options.tuning ?? tuningFor(this.device)).cpu;
     this.tpr = gemvTeamWidth(Math.ceil(k / gemvUnitCodes(packed.bits)));
     this.gemv = quantGemvPlan(this.device, k, packed.bits, options.gemv);
+    this.gemmTile = options.gemmTile;
     this.table = shared ? (packed as PackedBuffers) : uploadPacked(ledger, packed as PackedLinear, this.label);
     this.ownsTable = !shared;
     ({ codes: this.codes, scales: this.scales, zeros: this.zeros } = this.table);
@@ -141,6 +145,7 @@ export class QuantLinear implements GpuLinear {
     const hasBias = this.bias !== null;
     const entry = this.cpu ? 'gemmCpu' : kernel;
     const fast = entry === 'gemv' && !this.gemv.basic;
+    const wide = entry === 'gemm' && (this.gemmTile ?? (m >= GEMM_WIDE_MIN_M ? 128 : 64)) === 128;
     const g = this.gemv;
     // gemv is specialized per scheme, gemmCpu per code width; gemm reads the scheme from params (see qmatmul.wgsl).
     const constants: Record<string, number> =
@@ -155,8 +160,10 @@ export class QuantLinear implements GpuLinear {
           ...(g.subgroups ? { SG: g.sg } : {}),
           ...(this.bits === 4 ? { PREFETCH: g.prefetch ? 1 : 0 } : {}),
         })
-      : cachedPipeline(this.device, 'qmatmul', qmatmulSource, entry, constants);
-    const key = fast ? `qgemv:${m}` : `${entry}:${m}`;
+      : wide
+        ? cachedPipeline(this.device, 'qgemm', qgemmSource, 'gemm', {})
+        : cachedPipeline(this.device, 'qmatmul', qmatmulSource, entry, constants);
+    const key = fast ? `qgemv:${m}` : wide ? `qgemm:${m}` : `${entry}:${m}`;
     const bindGroup = this.bindGroups.get(x, y, key, () =>
       this.device.createBindGroup({
         label: `${this.label}.${entry}`,
@@ -176,7 +183,9 @@ export class QuantLinear implements GpuLinear {
     );
     const count = fast
       ? Math.ceil(this.n / (g.rows * (LINEAR_WORKGROUP / g.tpr)))
-      : entry === 'gemv'
+      : wide
+        ? Math.ceil(m / 128) * Math.ceil(this.n / 128)
+        : entry === 'gemv'
         ? gemvWorkgroups(this.n, this.tpr)
         : entry === 'gemmCpu'
           ? cpuGemmWorkgroups(m, this.n, QUANT_CPU_BLOCK)

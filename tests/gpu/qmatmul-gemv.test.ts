@@ -113,6 +113,7 @@ function expectClose(label: string, got: Float32Array, ref: { y: Float64Array; m
 
 interface CheckOptions {
   gemv?: Partial<GemvConfig>;
+  gemmTile?: 64 | 128;
   bias?: boolean;
   maxWorkgroupsPerDimension?: number;
   tuning?: KernelTuning;
@@ -123,7 +124,7 @@ async function checkQuant(n: number, k: number, scheme: QuantScheme, ms: { kerne
   const packed = quantizeRtn(randomWeights(n, k, seed), n, k, scheme);
   const bias = opts.bias ? randomFloats(n, seed + 1) : undefined;
   const label = `q${scheme.bits} ${scheme.groupSize} ${scheme.symmetric ? 'sym' : 'asym'} [${n}x${k}]`;
-  const linear = new QuantLinear(ledger, packed, { bias, label, maxWorkgroupsPerDimension: opts.maxWorkgroupsPerDimension, tuning: opts.tuning, gemv: opts.gemv });
+  const linear = new QuantLinear(ledger, packed, { bias, label, maxWorkgroupsPerDimension: opts.maxWorkgroupsPerDimension, tuning: opts.tuning, gemv: opts.gemv, gemmTile: opts.gemmTile });
   const cases = ms.map(({ kernel, m }, i) => ({ kernel, m, x: randomFloats(m * k, seed + 17 * (i + 2)) }));
   const outs = await runLinear(linear, cases);
   const w = dequantize(packed);
@@ -138,29 +139,49 @@ async function checkQuant(n: number, k: number, scheme: QuantScheme, ms: { kerne
 // through workgroup memory, with the 4-bit prefetch; 8 rows per team
 // with x staged in chunks of 128 inputs (several chunks per row); 2 rows with
 // teams of 16; 1 row with teams of 32.
-const VARIANTS: [string, Partial<GemvConfig>][] = [
-  ['default plan', {}],
-  ['subgroups, teams of 4', { tpr: 4, sg: 4, subgroups: true }],
-  ['subgroups of 4 in teams of 64, 4-bit prefetch', { tpr: 64, sg: 4, subgroups: true, prefetch: true }],
-  ['8 rows, chunks of 128', { rows: 8, xc: 128, subgroups: false }],
-  ['2 rows, teams of 16', { rows: 2, tpr: 16, subgroups: false }],
-  ['1 row, teams of 32', { rows: 1, tpr: 32, subgroups: false }],
+const VARIANTS: [string, Partial<GemvConfig>, QuantBits[], number[]][] = [
+  ['default plan', {}, [2, 3, 4, 8], [1, 3]],
+  ['subgroups, teams of 4', { tpr: 4, sg: 4, subgroups: true }, [2, 3, 4, 8], [1, 3]],
+  ['subgroups of 4 in teams of 64, 4-bit prefetch', { tpr: 64, sg: 4, subgroups: true, prefetch: true }, [4, 2], [1, 3]],
+  ['8 rows, chunks of 128', { rows: 8, xc: 128, subgroups: false }, [4, 3], [3]],
+  ['2 rows, teams of 16', { rows: 2, tpr: 16, subgroups: false }, [4, 8], [1]],
+  ['1 row, teams of 32', { rows: 1, tpr: 32, subgroups: false }, [4], [1]],
 ];
 
 describe('GEMV variants against x · dequantize(W)ᵀ and x · Wᵀ', () => {
-  for (const [name, gemv] of VARIANTS) {
-    it(`${name}: 2/3/4/8 bits at N=37, K=416 (not a multiple of the 3-bit unit), g32 asym + bias and row sym, M=1 and 3; f32 N=67 K=52`, async () => {
-      for (const bits of [2, 3, 4, 8] as QuantBits[]) {
-        await checkQuant(37, 416, { bits, groupSize: 32, symmetric: false }, [{ kernel: 'gemv', m: 1 }, { kernel: 'gemv', m: 3 }], { gemv, bias: true, tuning: GPU_TUNING });
-        await checkQuant(37, 416, { bits, groupSize: 'row', symmetric: true }, [{ kernel: 'gemv', m: 1 }], { gemv, tuning: GPU_TUNING });
+  for (const [name, gemv, bitsList, ms] of VARIANTS) {
+    it(`${name}: ${bitsList.join('/')} bits at N=37, K=416 (not a multiple of the 3-bit unit), g32 asym + bias, M=${ms.join(', ')}; row sym; f32 N=67 K=52`, async () => {
+      for (const bits of bitsList) {
+        await checkQuant(37, 416, { bits, groupSize: 32, symmetric: false }, ms.map((m) => ({ kernel: 'gemv' as const, m })), { gemv, bias: true, tuning: GPU_TUNING });
       }
+      await checkQuant(37, 416, { bits: bitsList[0], groupSize: 'row', symmetric: true }, [{ kernel: 'gemv', m: 1 }], { gemv, tuning: GPU_TUNING });
       const w = randomWeights(67, 52, 3);
       const bias = randomFloats(67, 4);
-      const f32 = new F32Linear(ledger, w, 67, 52, { bias, gemv, tuning: GPU_TUNING });
-      const cases = [1, 3].map((m, i) => ({ kernel: 'gemv' as const, m, x: randomFloats(m * 52, 11 + i) }));
+      const f32 = new F32Linear(ledger, w, 67, 52, { bias, gemv: { basic: false, ...gemv }, tuning: GPU_TUNING });
+      const cases = ms.map((m, i) => ({ kernel: 'gemv' as const, m, x: randomFloats(m * 52, 11 + i) }));
       const outs = await runLinear(f32, cases);
       cases.forEach((c, i) => expectClose(`f32 gemv ${name} M=${c.m}`, outs[i], reference(c.x, w, c.m, 67, 52, bias)));
       f32.destroy();
     });
   }
+});
+
+describe('128 × 128 GEMMs (qgemm.wgsl, gemm_f32_wide.wgsl) against the references', () => {
+  it('f32 (gemm_f32_wide.wgsl): N=133, K=48, M=37 and 130, with bias', async () => {
+    const w = randomWeights(133, 48, 8);
+    const bias = randomFloats(133, 9);
+    const f32 = new F32Linear(ledger, w, 133, 48, { bias, gemmTile: 128, tuning: GPU_TUNING });
+    const cases = [37, 130].map((m, i) => ({ kernel: 'gemm' as const, m, x: randomFloats(m * 48, 21 + i) }));
+    const outs = await runLinear(f32, cases);
+    cases.forEach((c, i) => expectClose(`f32 wide gemm M=${c.m}`, outs[i], reference(c.x, w, c.m, 133, 48, bias)));
+    f32.destroy();
+  });
+
+  it('2/3/4/8 bits, g32 asym + bias, N=133 (two column tiles, the second partial), K=96, M=37 and M=130; 4-bit row sym', async () => {
+    const ms = [{ kernel: 'gemm' as const, m: 37 }, { kernel: 'gemm' as const, m: 130 }];
+    for (const bits of [2, 3, 4, 8] as QuantBits[]) {
+      await checkQuant(133, 96, { bits, groupSize: 32, symmetric: false }, ms, { gemmTile: 128, bias: true, tuning: GPU_TUNING });
+    }
+    await checkQuant(133, 96, { bits: 4, groupSize: 'row', symmetric: true }, [ms[0]], { gemmTile: 128, tuning: GPU_TUNING });
+  });
 });

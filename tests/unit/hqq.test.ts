@@ -73,3 +73,13 @@ describe('HQQ', () => {
     expect(stats.meanIterations).toBeGreaterThan(1);
   });
 });
+
+describe('HQQ options', () => {
+  it('an option given as undefined takes its default (the method passes its spec through)', () => {
+    const w = heavyTailed(128, 3);
+    const a = hqqGroup(w, 3, false, { iterations: undefined });
+    const b = hqqGroup(w, 3, false);
+    expect(a).toEqual(b);
+    expect(a.iterations).toBeGreaterThan(1);
+  });
+});

@@ -58,6 +58,16 @@ export interface HqqTrace {
 
 const defaults = { p: 0.7, beta: 10, kappa: 1.01, iterations: 20, scaleRounds: 4 };
 
+/** The options with defaults where a value is absent (or given as undefined). */
+function withDefaults(options: HqqOptions): typeof defaults {
+  const o = { ...defaults };
+  for (const key of Object.keys(defaults) as (keyof typeof defaults)[]) {
+    const v = options[key];
+    if (v !== undefined) o[key] = v;
+  }
+  return o;
+}
+
 /** Squared error Σ (w − (q − z) · s)² of a group on the grid (s, z), codes nearest and clamped, ŵ in float32. */
 export function groupSquaredError(w: ArrayLike<number>, scale: number, zero: number, bits: QuantBits): number {
   let e = 0;
@@ -73,7 +83,7 @@ export function groupSquaredError(w: ArrayLike<number>, scale: number, zero: num
  * zero point and error of every half-quadratic iteration.
  */
 export function hqqGroup(w: Float32Array, bits: QuantBits, symmetric: boolean, options: HqqOptions = {}, trace?: HqqTrace): HqqGroupResult {
-  const o = { ...defaults, ...options };
+  const o = withDefaults(options);
   const maxq = maxCode(bits);
   const g = w.length;
   let lo = Infinity;
@@ -195,7 +205,7 @@ export function quantizeHqq(w: Float32Array, n: number, k: number, scheme: Quant
  * point of every iteration and its error, for comparison iterate by iterate.
  */
 export function referenceHqqIterates(w: number[], bits: number, options: HqqOptions = {}): HqqTrace & { bestZero: number } {
-  const o = { ...defaults, ...options };
+  const o = withDefaults(options);
   const maxq = 2 ** bits - 1;
   const even = (x: number) => {
     const r = Math.round(x);

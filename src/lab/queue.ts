@@ -224,9 +224,10 @@ export class LabQueue {
     const finish = async (status: RunEndStatus, result: Result | null, message: string | null): Promise<void> => {
       if (result) this.#results = [...this.#results, result];
       this.#queue = this.#queue.filter((q) => q.id !== item.id);
-      // the result is stored before the next run starts
-      await this.#changed();
+      this.#emitState();
       this.#emit({ type: 'run-end', itemId: item.id, status, message, result });
+      // the result is stored before the next run starts
+      await this.#persist();
     };
     try {
       const result = await this.#runner.run(item.spec, (p) => {

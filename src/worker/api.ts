@@ -17,6 +17,8 @@ import type { DownloadProgress, HubToken } from '../lab/hub';
 import type { ModelSummary } from '../lab/model-sources';
 import type { DeviceLostPolicy, QueueEvent, QueueItem, QueueState } from '../lab/queue';
 import type { ExportedFile, ExportProgress, ExportRequest, OnnxVerification } from '../export/model-export';
+import type { PageBenchProgress, PageBenchResult } from '../../bench/page-bench';
+export type { PageBenchProgress, PageBenchResult };
 
 export type { AdapterReport, DeviceLostPolicy, ExperimentProgress, ExperimentSpec, GpuDetection, GpuMemoryReport, InspectRequest, LayerHistogram, LayerInspection, QueueEvent, QueueItem, QueueState, Result };
 
@@ -39,6 +41,8 @@ export interface LabApi {
   runExperiment(spec: ExperimentSpec, onProgress: (p: ExperimentProgress) => void): Promise<Result>;
   /** Stops the run in progress within one tensor, window or decode step; nothing when none runs. */
   cancel(): void;
+  /** Runs the kernel bench (bench/page-bench.ts) on a GPU device of its own, freed after; small shapes on CPU adapters. */
+  benchKernels(onProgress: (p: PageBenchProgress) => void): Promise<PageBenchResult>;
 
   // ---- the run queue (src/lab/queue.ts), kept in the worker with the GPU
 

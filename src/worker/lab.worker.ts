@@ -51,6 +51,19 @@ const api: LabApi = {
 
   cancel: () => lab.cancel(),
 
+  async benchKernels(onProgress) {
+    const adapter = await gpu?.requestAdapter({ powerPreference: 'high-performance' });
+    if (!adapter) throw new Error('This browser gives the page no WebGPU adapter, so there is nothing to measure.');
+    const device = await requestLabDevice(adapter);
+    try {
+      const [{ runPageBench }, { tuningFor }] = await Promise.all([import('../../bench/page-bench'), import('../gpu/tuning')]);
+      return await runPageBench(device, (p) => void onProgress(p), { small: tuningFor(device).cpu });
+    } finally {
+      device.destroy();
+      release(onProgress);
+    }
+  },
+
   restore: () => queue.restore(),
   subscribe(listener) {
     // one page per worker: the listener lives as long as the page does

@@ -1,24 +1,35 @@
 /**
  * Kernel benchmark (Node + Dawn): the linear kernels at LLM shapes against a
- * streaming ceiling measured in the same run.
+ * streaming ceiling and onnxruntime-web's MatMulNBits, measured in one run.
  *
- *   node dist-node/bench-kernels.mjs [--small] [--runs=N] [out.json]
+ *   node dist-node/bench-kernels.mjs [--small] [--runs=N] [--only=ceiling,gemv,sweep,ort,gemm,e2e]
+ *                                    [--bits=8,4,3,2] [--e2e-windows=N] [--ort=DIR] [out.json]
  *
- * Protocol (printed with the results):
- * - ceiling: a read-only kernel summing vec4<u32> words over ≥ 1 GiB (64 MiB
+ * Protocol (printed with the results; bench/NOTES.md discusses it):
+ * - ceiling: a read-only kernel summing vec4<u32> words over 1 GiB (64 MiB
  *   with --small); bytes read / time, best of a few grid sizes.
  * - per shape N×K (4096×4096, 14336×4096, 4096×14336, 151936×896; tiny ones
- *   with --small): the f32 GEMV, the quantized GEMV at 8/4/3/2 bits g128 asym
- *   (M = 1): µs, GB/s of the layer's stored bytes (f32 weights, or packed
- *   codes + scales + zero points), fraction of the ceiling; GEMM at M = 512
- *   (32 with --small), f32 and 4-bit g128 asym: µs and TFLOP/s (2·M·N·K).
- * - time: median of `runs` (default 25, ≥ 20) dispatches after warm-up, each in its
- *   own compute pass between timestamp queries when the adapter has
- *   'timestamp-query'; also the wall time of a batch of the same dispatches
- *   (submit → onSubmittedWorkDone) / batch size, which includes launch gaps.
+ *   with --small): the f32 GEMV and the quantized GEMV at 8/4/3/2 bits g128
+ *   asym (M = 1), the dispatcher's default plan plus, with `sweep`, other
+ *   shapes of the kernel for 4-bit and f32: µs, GB/s of the layer's stored
+ *   bytes (f32 weights, or packed codes + scales + zero points), fraction of
+ *   the ceiling. GEMV runs rotate over copies of the weights (together
+ *   > 256 MiB) so that the L2 cache does not hold them.
+ * - `ort`: onnxruntime-web's WebGPU MatMulNBits, 4-bit block 128, on the same
+ *   weights (bench/onnx-matmulnbits.ts), timed per compute pass too.
+ * - `gemm`: M = 512 and 2048 (32/64 with --small), f32 and 4-bit, 64 and 128
+ *   tiles: TFLOP/s (2·M·N·K / time).
+ * - `e2e`: bench/e2e.ts, a random-weight Llama-3.2-1B-shaped W4 model:
+ *   WikiText-2-sized perplexity time and tokens/s, decode tokens/s.
+ * - time (bench/core.ts): each timed batch follows a heater (~16 ms of
+ *   streaming reads, same submit: GPU clocks); median of `runs` (default 25)
+ *   dispatches after warm-up, each in its own compute pass between timestamp
+ *   queries when the adapter has 'timestamp-query'; also the wall time of a
+ *   batch / batch size, which includes launch gaps.
  * - data: random (xorshift), never zeros; packed layers get random codes,
  *   scales and zero points (speed does not depend on values). Every kernel's
- *   output is checked against a float64 CPU reference at sampled outputs.
+ *   output, onnxruntime-web's too, is checked against a float64 CPU
+ *   reference at sampled outputs.
  */
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';

@@ -24,7 +24,10 @@
 //   7 words: array<u32>     the codes again, as u32 (gemmCpu only, instead of 1)
 //
 // Entry points (one workgroup = 256 invocations; dispatch is 2D, workgroups
-// numbered wid.x + wid.y · num_workgroups.x, to stay under 65535 per dimension):
+// numbered wid.x + wid.y · num_workgroups.x, to stay under 65535 per dimension).
+// The dispatcher (src/gpu/qlinear.ts) runs decode through qgemv.wgsl and GEMMs
+// of 64 rows or more through qgemm.wgsl (128 × 128 tiles); `gemv` here is the
+// portable baseline the bench compares with, `gemm` serves M < 64.
 //   gemv — for small M (decode). A team of TPR invocations shares a row
 //          quadruple: each invocation walks the row's code vec4s with stride TPR
 //          (consecutive invocations read consecutive 16-byte lines), reuses each

@@ -1,7 +1,11 @@
 /**
  * A quantized linear layer on the GPU: y = x · Ŵᵀ (+ bias), with Ŵ read from
- * the packed format (src/core/quant/format.ts) by shaders/qmatmul.wgsl — no
- * dequantized copy is ever kept. The GPU holds exactly the packed bytes (codes,
+ * the packed format (src/core/quant/format.ts) — no dequantized copy is ever
+ * kept. Kernels, by adapter and rows of x: CPU adapters run qmatmul.wgsl
+ * `gemmCpu` for every M; GPUs run qgemv.wgsl for M ≤ GEMV_MAX_M (its shape from
+ * `quantGemvPlan`: subgroup reductions where the adapter has subgroups of one
+ * size, a workgroup-memory tree otherwise), qgemm.wgsl (128 × 128 tiles) from
+ * GEMM_WIDE_MIN_M rows, and qmatmul.wgsl `gemm` (64 × 64) between. The GPU holds exactly the packed bytes (codes,
  * f32 scales, u8 zero points) plus an optional f32 bias.
  */
 import qmatmulSource from '../../shaders/qmatmul.wgsl?raw';

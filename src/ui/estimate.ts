@@ -144,10 +144,15 @@ export function estimateTime(config: DecoderConfig, spec: ExperimentSpec, textTo
   );
   if (runs.length > 0) {
     const tps = median(runs.map((r) => r.metrics!.prefillTokensPerSecond));
-    const load = median(runs.map((r) => (r.timing['load+quantize'] ?? 0) + (r.timing['load reference'] ?? 0) + (r.timing.tokenize ?? 0)));
+    // everything before evaluation: tokenizing, the method's own work (calibration, GPTQ's solves), loading; from runs of the same method where there are any
+    const sameMethod = runs.filter((r) => r.spec.method.id === spec.method.id);
+    const before = (r: Result) => Object.entries(r.timing).reduce((sum, [stage, t]) => (stage === 'evaluate' || stage === 'decode' ? sum : sum + t), 0);
+    const load = median((sameMethod.length > 0 ? sameMethod : runs).map(before));
     return {
       seconds: load + (tokens / tps) * compareFactor,
-      basis: `from ${runs.length} earlier run${runs.length === 1 ? '' : 's'} of this model on this device (${Math.round(tps).toLocaleString('en-US')} tokens/s)`,
+      basis:
+        `from ${runs.length} earlier run${runs.length === 1 ? '' : 's'} of this model on this device (${Math.round(tps).toLocaleString('en-US')} tokens/s` +
+        `${sameMethod.length === 0 && spec.method.id !== 'none' ? `; none of ${spec.method.id}, whose own preparation may take longer` : ''})`,
       measured: true,
     };
   }

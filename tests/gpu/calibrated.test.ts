@@ -1,7 +1,14 @@
 /**
  * AWQ, GPTQ and HQQ on both embedded models against RTN, on the GPU (Dawn;
- * SwiftShader in CI): at W3 g128 and W4 g128, GPTQ's and AWQ's WikiText-2
- * perplexity is below RTN's, and HQQ's below RTN's at W3. Each method
+ * SwiftShader in CI): at W3 g128 and W4 g128, GPTQ and AWQ damage the model
+ * less than RTN, and HQQ too at W3 — measured as the mean KL divergence from
+ * the f32 model on the same WikiText-2 windows (paired per position, so a
+ * short slice resolves it), and as perplexity where a slice can resolve that:
+ * on qlab-llama-6m at W3 (RTN costs 15 % there on the full test set). On
+ * qlab-gpt2-6m RTN W3 costs 2.8 % perplexity on the full test set and W4 0.4 %,
+ * less than a slice's noise: on 24 windows of 128 tokens RTN W3 even scores
+ * below f32 (282 vs 289), so perplexity on a slice cannot rank methods there;
+ * the full-test-set perplexities come from the GPU machine. Each method
  * quantizes through its QuantMethod (calibrated on public/data/calibration.txt,
  * never WikiText) and the model is evaluated with the shared packed kernels on
  * the same windows. Sized for SwiftShader: a short slice (6 windows of 128
@@ -11,7 +18,7 @@
  * (minutes per model on a loaded 2-core machine), hence the long timeouts.
  */
 import { readFileSync } from 'node:fs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evalWindows } from '../../src/core/protocols';
 import type { QuantBits } from '../../src/core/quant/format';
 import { quantizeRtn } from '../../src/core/quant/rtn';
@@ -47,7 +54,7 @@ beforeAll(async () => {
   ({ device } = await dawnDevice());
 });
 
-async function perplexity(model: LoadedModel, tokens: number[], prepared: PreparedWeights): Promise<number> {
+async function measure(model: LoadedModel, tokens: number[], prepared: PreparedWeights, reference: DecoderExecutor): Promise<{ ppl: number; kl: number }> {
   const ledger = new MemoryLedger(device);
   const executor = await DecoderExecutor.load(device, ledger, model.config, prepared.read, {
     maxRows: WINDOW,
@@ -58,7 +65,8 @@ async function perplexity(model: LoadedModel, tokens: number[], prepared: Prepar
   });
   try {
     const windows = evalWindows('gptq', tokens, { windowLength: WINDOW, limit: WINDOWS, bosTokenId: null, vocabSize: model.config.vocabSize });
-    return (await measurePerplexity(executor, windows, WINDOWS)).perplexity;
+    const m = await measurePerplexity(executor, windows, WINDOWS, { reference });
+    return { ppl: m.perplexity, kl: m.comparison!.klDivergence };
   } finally {
     executor.destroy();
     ledger.releaseAll();
@@ -70,28 +78,45 @@ for (const name of EMBEDDED) {
     let model: LoadedModel;
     let tokens: number[];
     let calibrationTokens: number[];
+    let reference: DecoderExecutor;
+    let refLedger: MemoryLedger;
+    afterAll(() => {
+      reference?.destroy();
+      refLedger?.releaseAll();
+    });
     beforeAll(async () => {
       model = await loadModel(directorySource(modelDir(name)));
+      refLedger = new MemoryLedger(device);
+      reference = await DecoderExecutor.load(device, refLedger, model.config, tensorReader(model), {
+        maxRows: WINDOW,
+        linear: (n, w, rows, k, bias) => new F32Linear(refLedger, w, rows, k, { bias: bias ?? undefined, label: `${n} (f32)` }),
+      });
       tokens = model.tokenizer!.encode(wikitextText().slice(0, 60_000));
       calibrationTokens = model.tokenizer!.encode(readFileSync(`${root}public/data/calibration.txt`, 'utf8'));
     });
 
     for (const bits of [3, 4] as QuantBits[]) {
-      it(`W${bits} g128: AWQ and GPTQ beat RTN${bits === 3 ? ', and HQQ too' : ''}`, async () => {
+      it(`W${bits} g128: AWQ and GPTQ stay closer to f32 than RTN${bits === 3 ? ', and HQQ too' : ''}`, async () => {
         const scheme = { bits, groupSize: 128, symmetric: false };
         const read = tensorReader(model);
         const input = { config: model.config, read, device, calibrationTokens };
-        const rtn = await perplexity(model, tokens, { read, quantize: (_n, w, n, k) => (_n === 'head' || _n === 'embed.tokens' ? null : quantizeRtn(w, n, k, scheme)), report: {} });
+        const rtn = await measure(model, tokens, { read, quantize: (_n, w, n, k) => (_n === 'head' || _n === 'embed.tokens' ? null : quantizeRtn(w, n, k, scheme)), report: {} }, reference);
         const progress: string[] = [];
         const awqPrepared = await awq.prepare({ ...input, params: { ...scheme, calibration: AWQ_CALIBRATION, errorTokens: 128, alphaPoints: 10 }, onProgress: (p) => progress.push(p.item ?? '') });
-        const awqPpl = await perplexity(model, tokens, awqPrepared);
+        const awqM = await measure(model, tokens, awqPrepared, reference);
         const gptqPrepared = await gptq.prepare({ ...input, params: { ...scheme, calibration: GPTQ_CALIBRATION } });
-        const gptqPpl = await perplexity(model, tokens, gptqPrepared);
-        const hqqPpl = await perplexity(model, tokens, await hqq.prepare({ ...input, params: scheme }));
-        console.log(`${name} W${bits} g128 (${WINDOWS}×${WINDOW} tokens): RTN ${rtn.toFixed(3)} AWQ ${awqPpl.toFixed(3)} GPTQ ${gptqPpl.toFixed(3)} HQQ ${hqqPpl.toFixed(3)}`);
-        expect(awqPpl).toBeLessThan(rtn);
-        expect(gptqPpl).toBeLessThan(rtn);
-        if (bits === 3) expect(hqqPpl).toBeLessThan(rtn);
+        const gptqM = await measure(model, tokens, gptqPrepared, reference);
+        const hqqM = await measure(model, tokens, await hqq.prepare({ ...input, params: scheme }), reference);
+        const show = (m: { ppl: number; kl: number }) => `ppl ${m.ppl.toFixed(2)} kl ${m.kl.toFixed(4)}`;
+        console.log(`${name} W${bits} g128 (${WINDOWS}×${WINDOW} tokens): RTN ${show(rtn)} | AWQ ${show(awqM)} | GPTQ ${show(gptqM)} | HQQ ${show(hqqM)}`);
+        expect(awqM.kl).toBeLessThan(rtn.kl);
+        expect(gptqM.kl).toBeLessThan(rtn.kl);
+        if (bits === 3) expect(hqqM.kl).toBeLessThan(rtn.kl);
+        if (name === 'qlab-llama-6m' && bits === 3) {
+          expect(awqM.ppl).toBeLessThan(rtn.ppl);
+          expect(gptqM.ppl).toBeLessThan(rtn.ppl);
+          expect(hqqM.ppl).toBeLessThan(rtn.ppl);
+        }
         // what the methods report: calibration used, α per block, GPTQ's loss per linear
         const report = awqPrepared.report as { calibration: { tokens: number }; blocks: { alpha: Record<string, number> }[] };
         expect(report.calibration.tokens).toBe(AWQ_CALIBRATION.samples * AWQ_CALIBRATION.length);

@@ -7,7 +7,8 @@ import { extent } from 'd3-array';
 import { scaleLinear, scaleLog, scaleOrdinal } from 'd3-scale';
 import { schemeTableau10 } from 'd3-scale-chromatic';
 import { line } from 'd3-shape';
-import { methodName, totalMemoryBytes, type MethodSpec, type Result, type RunMetrics } from '../core/experiment';
+import { methodName, totalMemoryBytes, type ExperimentSpec, type MethodSpec, type Result, type RunMetrics } from '../core/experiment';
+import { kvName } from '../core/quant/kv';
 import { formatCount } from '../core/format';
 import type { SourcedResult } from '../core/results-import';
 import { groupBySeries, paretoFrontier, type ExcludedPoint, type ParetoPoint } from '../core/pareto';
@@ -43,17 +44,33 @@ export const Y_AXES: Record<FrontierY, { label: string; short: string; value: (m
   klDivergence: { label: 'KL to f32, nats (log scale)', short: 'KL divergence to f32', value: (m) => m.klDivergence, missing: 'no KL against f32' },
 };
 
-/** The method family a result belongs to: its method without the bit width ("RTN g128", "RTN row sym", "f32"). */
+/**
+ * The method family a result belongs to: its method without the bit width
+ * ("RTN g128", "GPTQ g128 act-order", "MixLLM +10% W8 g128", "f32 baseline"),
+ * so that one method's bit widths form one series.
+ */
 export function seriesName(m: MethodSpec): string {
   if (m.id === 'none') return 'f32 baseline';
-  if (m.id !== 'rtn') return methodName(m);
-  const g = m.groupSize === 'row' ? 'row' : `g${m.groupSize}`;
-  return `RTN ${g}${m.symmetric ? ' sym' : ''}${m.quantizeHead ? ' +head' : ''}${m.quantizeEmbeddings ? ' +embed' : ''}`;
+  const g = 'groupSize' in m ? (m.groupSize === 'row' ? 'row' : `g${m.groupSize}`) : '';
+  const options = (o: { symmetric?: boolean; quantizeHead?: boolean; quantizeEmbeddings?: boolean }) =>
+    `${o.symmetric ? ' sym' : ''}${o.quantizeHead ? ' +head' : ''}${o.quantizeEmbeddings ? ' +embed' : ''}`;
+  if (m.id === 'rtn' || m.id === 'awq' || m.id === 'hqq') return `${m.id.toUpperCase()} ${g}${options(m)}`;
+  if (m.id === 'gptq') return `GPTQ ${g}${m.actOrder ? ' act-order' : ''}${options(m)}`;
+  if (m.id === 'mixllm') return `MixLLM +${Math.round(m.highFraction * 1000) / 10}% W${m.highBits} ${g}${m.base === 'gptq' ? ' GPTQ' : ''}${m.symmetric ? ' sym' : ''}`;
+  return methodName(m);
 }
 
-/** What a point is labelled with: its bit width. */
+/** The series of a result: its method family, and its KV-cache format where the cache is quantized. */
+export function seriesOf(spec: Pick<ExperimentSpec, 'method' | 'kv'>): string {
+  return spec.kv ? `${seriesName(spec.method)} · ${kvName(spec.kv)}` : seriesName(spec.method);
+}
+
+/** What a point is labelled with: what varies inside its series (the bit width). */
 export function pointLabel(m: MethodSpec): string {
-  return m.id === 'none' ? 'f32' : m.id === 'rtn' ? `W${m.bits}` : methodName(m);
+  if (m.id === 'none') return 'f32';
+  if (m.id === 'rtn' || m.id === 'awq' || m.id === 'gptq' || m.id === 'hqq') return `W${m.bits}`;
+  if (m.id === 'mixllm') return `W${m.lowBits}`;
+  return methodName(m);
 }
 
 const evaluationOf = (r: Result): string => `${r.protocol.protocol} · seqlen ${r.protocol.windowLength} · ${r.protocol.windows === r.protocol.windowsTotal ? 'all' : `${formatCount(r.protocol.windows)} of ${formatCount(r.protocol.windowsTotal)}`} windows`;
@@ -66,7 +83,7 @@ function seriesKeyFor(results: Result[]): (r: Result) => string {
   const models = new Set(results.map((r) => modelLabel(r.spec)));
   const evals = new Set(results.map(evaluationOf));
   return (r) =>
-    [(r as SourcedResult).source ?? '', models.size > 1 ? modelLabel(r.spec) : '', evals.size > 1 ? `${r.protocol.protocol}/${r.protocol.windowLength}` : '', seriesName(r.spec.method)]
+    [(r as SourcedResult).source ?? '', models.size > 1 ? modelLabel(r.spec) : '', evals.size > 1 ? `${r.protocol.protocol}/${r.protocol.windowLength}` : '', seriesOf(r.spec)]
       .filter(Boolean)
       .join(' · ');
 }
@@ -152,7 +169,14 @@ export function frontierSvg(results: Result[], options: FrontierOptions): string
   const yProtocol = `WikiText-2 · ${evals.length === 1 ? evals[0] : 'mixed protocols'}`;
   const yLabel = `${yAxis.label} (${yProtocol})`;
 
-  const legendRows = Math.max(1, Math.ceil(series.size / 4));
+  // legend: the series, then the frontier's line, in columns as wide as the longest label
+  // (about 6.6 px a character at 12 px), at most four to a row
+  const legendItems = [...series.keys()].map((key) => ({ key, text: key, frontier: false }));
+  if (frontier.length) legendItems.push({ key: '', text: 'Pareto frontier', frontier: true });
+  const legendSpan = Math.max(10, width - 78 - 28);
+  const columnWidth = Math.max(120, 28 + 6.6 * Math.max(0, ...legendItems.map((i) => i.text.length)));
+  const legendColumns = Math.max(1, Math.min(4, Math.floor(legendSpan / columnWidth)));
+  const legendRows = Math.max(1, Math.ceil(legendItems.length / legendColumns));
   const margin = { top: 16 + legendRows * 18, right: 28, bottom: 50 + (excluded.length ? 16 : 0), left: 78 };
   const plotW = Math.max(10, width - margin.left - margin.right);
   const plotH = Math.max(10, height - margin.top - margin.bottom);
@@ -170,17 +194,16 @@ export function frontierSvg(results: Result[], options: FrontierOptions): string
   out.push(`<title>${escapeXml(`Perplexity against ${xAxis.short}: ${points.length} result${points.length === 1 ? '' : 's'}, ${frontier.length} on the Pareto frontier`)}</title>`);
   out.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
 
-  // legend, four series to a row
   out.push('<g class="legend">');
-  [...series.keys()].forEach((key, i) => {
-    const lx = margin.left + (i % 4) * Math.max(140, plotW / 4);
-    const ly = 14 + Math.floor(i / 4) * 18;
-    out.push(`<g class="legend-item" data-series="${escapeXml(key)}" transform="translate(${round(lx)},${ly})"><circle r="5" fill="${color(key)}"/><text x="10" dy="0.32em" fill="${INK}">${escapeXml(key)}</text></g>`);
+  legendItems.forEach((item, i) => {
+    const lx = round(margin.left + (i % legendColumns) * (legendSpan / legendColumns));
+    const ly = 14 + Math.floor(i / legendColumns) * 18;
+    out.push(
+      item.frontier
+        ? `<g class="legend-item" transform="translate(${lx},${ly})"><line x1="-6" x2="14" stroke="${FRONTIER}" stroke-width="2.5" stroke-dasharray="6 3"/><text x="20" dy="0.32em" fill="${INK}">Pareto frontier</text></g>`
+        : `<g class="legend-item" data-series="${escapeXml(item.key)}" transform="translate(${lx},${ly})"><circle r="5" fill="${color(item.key)}"/><text x="10" dy="0.32em" fill="${INK}">${escapeXml(item.text)}</text></g>`,
+    );
   });
-  if (frontier.length) {
-    const lx = width - margin.right - 112;
-    out.push(`<g class="legend-item" transform="translate(${lx},14)"><line x1="-6" x2="14" stroke="${FRONTIER}" stroke-width="2.5" stroke-dasharray="6 3"/><text x="20" dy="0.32em" fill="${INK}">Pareto frontier</text></g>`);
-  }
   out.push('</g>');
 
   out.push(`<g class="plot-area" transform="translate(${margin.left},${margin.top})">`);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { MethodSpec, Result, RunMetrics } from '../../src/core/experiment';
-import { CSV_COLUMNS, frontierPoints, frontierSvg, resultsCsv, seriesName } from '../../src/ui/plot';
+import { CSV_COLUMNS, frontierPoints, frontierSvg, pointLabel, resultsCsv, seriesName, seriesOf } from '../../src/ui/plot';
 
 function result(id: string, method: MethodSpec, ppl: number, bitsPerWeight: number, weightBytes: number, decode = 50): Result {
   const metrics: RunMetrics = {
@@ -125,6 +125,33 @@ describe('frontierSvg', () => {
   it('names method families', () => {
     expect(seriesName({ id: 'none' })).toBe('f32 baseline');
     expect(seriesName({ id: 'rtn', bits: 4, groupSize: 'row', symmetric: true, quantizeHead: true })).toBe('RTN row sym +head');
+    // one series per method family: the bit widths of AWQ, GPTQ, HQQ and MixLLM's low rows join one series
+    for (const id of ['awq', 'gptq', 'hqq'] as const) {
+      expect(seriesName({ id, bits: 4, groupSize: 128, symmetric: false })).toBe(seriesName({ id, bits: 3, groupSize: 128, symmetric: false }));
+      expect(seriesName({ id, bits: 4, groupSize: 128, symmetric: false })).not.toBe(seriesName({ id, bits: 4, groupSize: 64, symmetric: false }));
+    }
+    expect(seriesName({ id: 'gptq', bits: 4, groupSize: 128, symmetric: false, actOrder: true })).toBe('GPTQ g128 act-order');
+    const mix = { id: 'mixllm', highBits: 8, lowBits: 4, highFraction: 0.1, base: 'gptq', groupSize: 128 } as const;
+    expect(seriesName(mix)).toBe('MixLLM +10% W8 g128 GPTQ');
+    expect(seriesName({ ...mix, lowBits: 3 })).toBe(seriesName(mix));
+    expect(pointLabel({ id: 'awq', bits: 3, groupSize: 128, symmetric: false })).toBe('W3');
+    // a quantized KV cache is a series of its own
+    const rtn = { id: 'rtn', bits: 4, groupSize: 128, symmetric: false } as const;
+    expect(seriesOf({ method: rtn })).toBe('RTN g128');
+    expect(seriesOf({ method: rtn, kv: { bits: 8, groupSize: 32 } })).not.toBe(seriesOf({ method: rtn }));
+    expect(seriesOf({ method: rtn, kv: { bits: 8, groupSize: 32 } })).not.toBe(seriesOf({ method: rtn, kv: { bits: 4, groupSize: 32 } }));
+  });
+
+  it('keeps legend entries apart, the frontier line among them', () => {
+    const many = ['awq', 'gptq', 'hqq'].flatMap((id, i) => [4, 3].map((bits, j) => ({ ...results[0], id: `${id}-${bits}`, spec: { ...results[0].spec, method: { id, bits, groupSize: 128, symmetric: false } }, metrics: { ...results[0].metrics!, perplexity: 30 + i + j, weightBytes: 1e6 * (2 + i + j) } }))) as Result[];
+    const svg = frontierSvg([...results, ...many], { x: 'weightMB', y: 'perplexity', width: 760, height: 420 });
+    const items = [...svg.matchAll(/<g class="legend-item"[^>]*transform="translate\(([-\d.]+),([-\d.]+)\)"><(?:circle|line)[^>]*\/><text[^>]*>([^<]+)<\/text>/g)].map((m) => ({ x: Number(m[1]), y: Number(m[2]), text: m[3] }));
+    expect(items.map((i) => i.text)).toContain('Pareto frontier');
+    // items on one row are at least as far apart as the longer label needs (6.6 px a character + the marker)
+    for (const a of items) for (const b of items) {
+      if (a !== b && a.y === b.y && a.x < b.x) expect(b.x - a.x).toBeGreaterThanOrEqual(20 + 6 * a.text.length);
+    }
+    expect(new Set(items.map((i) => `${i.x},${i.y}`)).size).toBe(items.length);
   });
 });
 

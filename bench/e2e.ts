@@ -117,8 +117,8 @@ export async function runE2e(device: GPUDevice, options: E2eOptions = {}): Promi
   const quantized = new Map<string, PackedLinear>();
   const executor = await DecoderExecutor.load(device, ledger, config, sized, {
     maxRows: windowLength,
-    linear: (name, w, n, k, bias) => {
-      if (name === 'head') return new F32Linear(ledger, w, n, k, { bias: bias ?? undefined, label: name });
+    linear: (name, w, n, k, bias, shared) => {
+      if (name === 'head') return new F32Linear(ledger, shared ?? w, n, k, { bias: bias ?? undefined, label: name });
       // RTN on the CPU takes ~0.1 µs a weight: layers of one shape share the first one's quantization (speed does not depend on values)
       const key = `${n}x${k}`;
       let packed = quantized.get(key);

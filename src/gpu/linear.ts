@@ -308,7 +308,15 @@ export class F32Linear implements GpuLinear {
   private readonly maxPerDim: number;
   private readonly bindGroups = new BindGroupCache();
 
-  constructor(private readonly ledger: MemoryLedger, w: Float32Array, n: number, k: number, options: LinearOptions = {}) {
+  /** false when W is another layer's buffer (a tied head multiplying with the embedding table): destroy() leaves it */
+  private readonly ownsWeight: boolean;
+
+  /**
+   * `w` is W [N, K] as f32 values to upload, or an f32 GPU buffer of W that
+   * another part of the model already holds (a tied head's embedding table),
+   * shared rather than copied.
+   */
+  constructor(private readonly ledger: MemoryLedger, w: Float32Array | GPUBuffer, n: number, k: number, options: LinearOptions = {}) {
     this.device = ledger.device;
     this.n = n;
     this.k = k;
@@ -316,8 +324,9 @@ export class F32Linear implements GpuLinear {
     if (!Number.isInteger(n) || !Number.isInteger(k) || n < 1 || k < 1) {
       throw new Error(`${this.label}: shape [${n}, ${k}] is not a matrix shape: N and K must be positive integers.`);
     }
-    if (w.length !== n * k) {
-      throw new Error(`${this.label}: ${w.length} weights given for W[${n}, ${k}] (${n * k} expected).`);
+    const given = w instanceof Float32Array ? w.length : Math.floor(w.size / 4);
+    if (w instanceof Float32Array ? given !== n * k : given < n * k) {
+      throw new Error(`${this.label}: ${given} weights given for W[${n}, ${k}] (${n * k} expected).`);
     }
     if (options.bias && options.bias.length !== n) {
       throw new Error(`${this.label}: bias holds ${options.bias.length} values, expected N=${n}.`);
@@ -328,9 +337,10 @@ export class F32Linear implements GpuLinear {
     this.tpr = gemvTeamWidth(k % 4 === 0 ? k / 4 : k);
     this.gemv = f32GemvPlan(this.device, k, options.gemv);
     this.gemmTile = options.gemmTile;
-    this.weight = ledger.upload('weights', w, `${this.label}.weight`);
+    this.ownsWeight = w instanceof Float32Array;
+    this.weight = w instanceof Float32Array ? ledger.upload('weights', w, `${this.label}.weight`) : w;
     this.bias = options.bias ? ledger.upload('weights', options.bias, `${this.label}.bias`) : null;
-    this.bytes = this.weight.size + (this.bias?.size ?? 0);
+    this.bytes = (this.ownsWeight ? this.weight.size : 0) + (this.bias?.size ?? 0);
     this.params = ledger.createBuffer('scratch', 16, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, `${this.label}.params`);
     this.device.queue.writeBuffer(this.params, 0, new Uint32Array([n, k, this.bias ? 1 : 0, 0]));
   }
@@ -386,7 +396,7 @@ export class F32Linear implements GpuLinear {
 
   destroy(): void {
     this.bindGroups.clear();
-    this.ledger.release(this.weight);
+    if (this.ownsWeight) this.ledger.release(this.weight);
     this.ledger.release(this.bias);
     this.ledger.release(this.params);
   }

@@ -39,7 +39,12 @@ export interface LinearLayer {
  * Builds the GPU form of one linear layer from its f32 weight W[n, k].
  * `name` is canonical ("layers.3.attn.q", "head"); the factory decides the format.
  */
-export type LinearFactory = (name: string, weight: Float32Array, n: number, k: number, bias: Float32Array | null) => LinearLayer;
+/**
+ * Builds one linear layer from its f32 weight. `shared`, when given, is that
+ * same weight already on the GPU in f32 (a tied head: the embedding table): an
+ * f32 layer should multiply with it instead of uploading a second copy.
+ */
+export type LinearFactory = (name: string, weight: Float32Array, n: number, k: number, bias: Float32Array | null, shared?: GPUBuffer) => LinearLayer;
 
 /** Reads one canonical tensor as f32; resolves null when an optional tensor is absent. */
 export type TensorReader = (name: string) => Promise<Float32Array | null>;
@@ -297,7 +302,8 @@ export class DecoderExecutor {
         head = options.tiedHead!(embedTokens);
       } else {
         const headWeight = c.tiedEmbeddings ? tokensF32 : await required('head.weight', c.vocabSize * c.hiddenSize);
-        head = options.linear('head', headWeight, c.vocabSize, c.hiddenSize, null);
+        // a tied f32 head may multiply with the embedding table itself (one copy of vocab × hidden floats, not two)
+        head = options.linear('head', headWeight, c.vocabSize, c.hiddenSize, null, c.tiedEmbeddings ? (embedTokens as GPUBuffer) : undefined);
       }
       tick();
       const rope = c.positions === 'rope' ? ledger.upload('weights', ropeTableFor(c, options.maxRows), 'rope table') : null;

@@ -120,8 +120,8 @@ function executorBytes(
     t.kv += align4((rows * perPosition) / 2) * 2;
   }
   for (let j = 0; j < norms; j++) buffer('weights', 'final_norm', D * 4);
-  if (c.tiedEmbeddings && embedScheme) {
-    buffer('scratch', 'head.params', 32); // shares the packed table
+  if (c.tiedEmbeddings && (embedScheme || !options.quantizeHead)) {
+    buffer('scratch', 'head.params', embedScheme ? 32 : 16); // shares the table, packed or f32
   } else {
     linear('head', c.vocabSize, D, options.quantizeHead ? scheme : null, false);
   }

@@ -198,7 +198,7 @@ async function runExperimentOnce(spec: ExperimentSpec, options: RunOptions): Pro
       },
       tiedHead: (table) => new QuantLinear(ledger, table, { label: 'head (tied to embed.tokens)' }),
       kvCache: spec.kv ?? null,
-      linear: (name, w, n, k, bias) => {
+      linear: (name, w, n, k, bias, shared) => {
         totalParams += n * k;
         // methods with a layer format of their own (SmoothQuant W8A8, Atom W4A4) build it themselves
         const own = prepared.layer?.(ledger, name, w, n, k, bias);
@@ -208,7 +208,7 @@ async function runExperimentOnce(spec: ExperimentSpec, options: RunOptions): Pro
           return own.layer;
         }
         const packed = prepared.quantize(name, w, n, k);
-        if (!packed) return new F32Linear(ledger, w, n, k, { bias: bias ?? undefined, label: name });
+        if (!packed) return new F32Linear(ledger, shared ?? w, n, k, { bias: bias ?? undefined, label: name });
         quantizedParams += n * k;
         quantizedBits += packedBytes(packed) * 8;
         return new QuantLinear(ledger, packed, { bias: bias ?? undefined, label: name });
@@ -221,7 +221,7 @@ async function runExperimentOnce(spec: ExperimentSpec, options: RunOptions): Pro
         maxRows: windowLength,
         signal,
         onLoad: (done, total) => options.onProgress?.({ stage: 'load', done, total, detail: 'f32 reference' }),
-        linear: (name, w, n, k, bias) => new F32Linear(referenceLedger, w, n, k, { bias: bias ?? undefined, label: `${name} (f32 reference)` }),
+        linear: (name, w, n, k, bias, shared) => new F32Linear(referenceLedger, shared ?? w, n, k, { bias: bias ?? undefined, label: `${name} (f32 reference)` }),
       });
       lap('load reference');
     }

@@ -113,4 +113,25 @@ describe('memory plan against the ledger', () => {
     expect(tight.fits).toBe(false);
     expect(tight.problems[0]).toMatch(/of it the f32 reference for KL divergence\) is over the budget/);
   });
+
+  it('a tied f32 head multiplies with the embedding table: the table is on the GPU once, as the plan says', async () => {
+    server.put('tiny/tied', 'main', tinyModelFiles('qwen2', { dtype: 'F16' }));
+    const source = await downloadHubModel({ repo: 'tiny/tied', revision: 'main' }, { cache: directoryCache(cacheDir), baseUrl: server.baseUrl });
+    const model = await loadModel(source);
+    const c = model.config;
+    expect(c.tiedEmbeddings).toBe(true);
+    const tokens = Array.from({ length: 40 }, (_, i) => (i * 37) % 4000);
+    const report = { vendor: adapter.info.vendor, architecture: adapter.info.architecture, description: adapter.info.description, features: [] } as never;
+    const limits = { maxBufferSize: device.limits.maxBufferSize, maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize };
+    const table = c.vocabSize * c.hiddenSize * 4;
+    for (const method of [{ id: 'none' }, { id: 'rtn', bits: 4, groupSize: 32, symmetric: false }] as const) {
+      const spec: ExperimentSpec = { model: { kind: 'hub', repo: 'tiny/tied', revision: 'main' }, method, eval: { protocol: 'gptq', windowLength: 32, windows: 1 } };
+      const result = await runExperiment(spec, { device, adapter: report, source, text: '', tokens, decodeSteps: 0, kl: false });
+      const weights = result.metrics!.peakByCategory.weights;
+      // every other weight is far smaller than the table: a second copy would more than double it
+      expect(weights).toBeLessThan(1.9 * table);
+      expect(weights).toBeGreaterThan(table);
+      expect(planExperiment(c, spec, limits, { kl: false }).weights).toBe(weights);
+    }
+  });
 });

@@ -89,7 +89,7 @@ export class CalibrationRun {
     const executor = await DecoderExecutor.load(device, ledger, config, read, {
       maxRows: params.length,
       signal,
-      linear: (name, w, n, k, bias) => new F32Linear(ledger, w, n, k, { bias: bias ?? undefined, label: `${name} (calibration)` }),
+      linear: (name, w, n, k, bias, shared) => new F32Linear(ledger, shared ?? w, n, k, { bias: bias ?? undefined, label: `${name} (calibration)` }),
     });
     const run = new CalibrationRun(ledger, executor, samples, signal);
     try {

@@ -10,7 +10,7 @@ import {
   wordsPerRow,
   type QuantBits,
 } from '../../src/core/quant/format';
-import { quantizeRtn, roundHalfEven, rtnParams } from '../../src/core/quant/rtn';
+import { quantizeRtn, quantizeValue, roundHalfEven, rtnParams } from '../../src/core/quant/rtn';
 
 const f = Math.fround;
 
@@ -186,3 +186,43 @@ const REFERENCE: { bits: number; symmetric: boolean; codes: string; scaleBits: n
   { bits: 4, symmetric: true, codes: '0005090d02060b0f04080c01050a0e03070b0f04090d02060a0e03070c0005090d02060b0f04080c01050a0e03070b0f04090d02060a0e03070c0005090d020600060c03090f060c03090f060c03090f060c03090f060c03090f060c03090f060c02090f050c02080f050c01080f050c01080f050b01080f040b01080f040b01080e0c0b090f0d0b090f0d0c0a0f0e0c0a080e0c0b090f0d0b090f0d0c0a0f0e0c0a080e0c0b090f0d0b090f0d0c0a0f0e0c0a080e0c0b090f0d0b090f0d0c0a0808080808080808080808080808080808080808080808080808080808080808070d060d060c050b050b040a030a03090f090f080e070e070d060d060c050b05', scaleBits: [0x3e6eeeef, 0x3e6eeeef, 0x3eb88127, 0x3ea084d7, 0x3f416c16, 0x3f416c16, 0x3e088889, 0x3eb17e4b], zeros: [8, 8, 8, 8, 8, 8, 8, 8] },
   { bits: 8, symmetric: true, codes: '004992db1c65aef63780c90a529be4256eb7ff4089d2135ca4ed2e77c0004992db1c65aef63780c90a529be4256eb7ff4089d2135ca4ed2e77c0004992db1c650067cc3298fe64ca3096fc61c72d93f95fc52b91f75cc2288ef45ac0258bf157c6158aff4ec31287fd4bc00f84fa48be0c81f745bb097ff442b8067cf140b50388e9cbad8ff1d3b497f8dabc9effe2c4a688e9cbad8ff1d3b497f8dabc9effe2c4a688e9cbad8ff1d3b497f8dabc9effe2c4a688e9cbad8ff1d3b497f8dabc9e80808080808080808080808080808080808080808080808080808080808080806cd863ce59c54fbb45b13ba7329d2894ff8af680ec76e26cd863ce59c54fbb45', scaleBits: [0x3c60e0e1, 0x3c60e0e1, 0x3cada6bc, 0x3c97139e, 0x3d360b60, 0x3d360b60, 0x3c008081, 0x3ca70d73], zeros: [128, 128, 128, 128, 128, 128, 128, 128] },
 ];
+
+describe('quantizeRtn packs as it rounds', () => {
+  // the per-value definition: rtnParams per group, quantizeValue per weight, then packCodes
+  function reference(w: Float32Array, n: number, k: number, bits: QuantBits, groupSize: number, symmetric: boolean) {
+    const q = new Uint8Array(n * k);
+    const scales: number[] = [];
+    const zeros: number[] = [];
+    for (let row = 0; row < n; row++) {
+      for (let g = 0; g < k / groupSize; g++) {
+        const part = w.subarray(row * k + g * groupSize, row * k + (g + 1) * groupSize);
+        const { scale, zero } = rtnParams(Math.min(...part), Math.max(...part), bits, symmetric);
+        scales.push(scale);
+        zeros.push(zero);
+        part.forEach((v, j) => (q[row * k + g * groupSize + j] = quantizeValue(v, scale, zero, bits)));
+      }
+    }
+    return { codes: packCodes(q, n, k, bits).codes, scales, zeros };
+  }
+  for (const bits of [2, 3, 4, 8] as const) {
+    for (const symmetric of [false, true]) {
+      it(`W${bits} ${symmetric ? 'sym' : 'asym'}: codes, scales and zeros equal the per-value definition (K = 224, 3-bit codes straddling words)`, () => {
+        const n = 7;
+        const k = 224;
+        let s = 12345 + bits;
+        const w = Float32Array.from({ length: n * k }, (_, i) => {
+          s = (s * 1103515245 + 12345) >>> 0;
+          // values exactly on half steps appear too (ties to even)
+          return i % 17 === 0 ? 0.5 * (i % 5) : ((s / 2 ** 32) * 2 - 1) * (1 + (i % 3));
+        });
+        for (const groupSize of [32, 224]) {
+          const ours = quantizeRtn(w, n, k, { bits, groupSize, symmetric });
+          const ref = reference(w, n, k, bits, groupSize, symmetric);
+          expect(Array.from(ours.codes)).toEqual(Array.from(ref.codes));
+          expect(Array.from(ours.scales)).toEqual(ref.scales.map(f));
+          if (!symmetric) expect(Array.from(ours.zeros!)).toEqual(ref.zeros);
+        }
+      });
+    }
+  }
+});

@@ -19,7 +19,7 @@ import type { KvCacheSpec } from '../core/quant/kv';
 import elementwiseWgsl from '../../shaders/elementwise.wgsl?raw';
 import nllWgsl from '../../shaders/nll.wgsl?raw';
 import klWgsl from '../../shaders/kl.wgsl?raw';
-import { dispatchGrid } from './linear';
+import { cachedPipeline, dispatchGrid } from './linear';
 import { tuningFor, type KernelTuning } from './tuning';
 
 /**
@@ -83,12 +83,10 @@ export class DecoderKernels {
   readonly dummy: GPUBuffer;
 
   constructor(readonly device: GPUDevice, readonly tuning: KernelTuning = tuningFor(device)) {
+    // compiled once per device, not per executor: a run builds two (the model and its f32
+    // reference) and SwiftShader spent ~0.4 s of each building these pipelines again
     const make = (code: string, label: string, constants: Record<string, number> = {}, entryPoint = 'main') =>
-      device.createComputePipeline({
-        layout: 'auto',
-        label,
-        compute: { module: device.createShaderModule({ code, label }), entryPoint, constants },
-      });
+      cachedPipeline(device, label, code, entryPoint, constants);
     this.pipelines = {
       embed: make(embedWgsl, 'embed'),
       embedPacked: make(embedPackedWgsl, 'embed (packed)'),

@@ -5,9 +5,9 @@
  * store (LabStore over a key-value store that copies values as IndexedDB
  * does). The model is a small random-weight Llama (hidden 128, 2 blocks, the
  * embedded tokenizer) served as an embedded model: what is under test is the
- * queue, the store and the release of GPU memory, and SwiftShader loads the
- * 6M-parameter embedded models at about 2.5 s a run (twice with the KL
- * reference), which 100 runs in CI cannot afford.
+ * queue, the store and the release of GPU memory, and on SwiftShader a run of
+ * the 6M-parameter embedded model takes about 2 s here (loaded twice, with
+ * its f32 KL reference): 100 of them would add minutes to CI.
  *
  * Three times, while a run is in flight, the page "reloads": the old session
  * can write nothing more (its store handle is closed, as a closed tab's is),
@@ -40,19 +40,31 @@ const modelFiles = tinyModelFiles('llama', {
 });
 const modelRoot = new URL(`models/${MODEL}/`, siteRoot).href;
 
-/** fetch for file: URLs under public/ (what the page's server would send), the tiny model's files from memory, 404 for what is not there. */
-const fileFetch: typeof fetch = async (input) => {
+/**
+ * fetch for file: URLs under public/ as a static server answers (what the
+ * page's server sends): HEAD, Range requests (206 with Content-Range), the
+ * tiny model's files from memory, 404 for what is not there.
+ */
+const fileFetch: typeof fetch = async (input, init) => {
   const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
+  let file: Uint8Array;
   try {
     const inMemory = url.href.startsWith(modelRoot) ? modelFiles[url.href.slice(modelRoot.length)] : undefined;
     if (url.href.startsWith(modelRoot) && !inMemory) throw new Error('no such file');
-    const file = inMemory ?? (await readFile(fileURLToPath(url)));
-    const body = new Uint8Array(file.byteLength);
-    body.set(file);
-    return new Response(body, { status: 200, headers: { 'content-length': String(body.byteLength) } });
+    file = inMemory ?? (await readFile(fileURLToPath(url)));
   } catch {
     return new Response(null, { status: 404, statusText: 'Not Found' });
   }
+  const size = file.byteLength;
+  if ((init?.method ?? 'GET') === 'HEAD') return new Response(null, { status: 200, headers: { 'content-length': String(size) } });
+  const range = /^bytes=(\d+)-(\d*)$/.exec(new Headers(init?.headers).get('range') ?? '');
+  const begin = range ? Number(range[1]) : 0;
+  const end = range ? Math.min(size, range[2] ? Number(range[2]) + 1 : size) : size;
+  const body = new Uint8Array(end - begin);
+  body.set(file.subarray(begin, end));
+  const headers: Record<string, string> = { 'content-length': String(body.byteLength) };
+  if (range) headers['content-range'] = `bytes ${begin}-${end - 1}/${size}`;
+  return new Response(body, { status: range ? 206 : 200, headers });
 };
 
 /** A handle on the shared store that a closed page can no longer write through. */

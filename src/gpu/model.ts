@@ -38,11 +38,9 @@ export interface LinearLayer {
 /**
  * Builds the GPU form of one linear layer from its f32 weight W[n, k].
  * `name` is canonical ("layers.3.attn.q", "head"); the factory decides the format.
- */
-/**
- * Builds one linear layer from its f32 weight. `shared`, when given, is that
- * same weight already on the GPU in f32 (a tied head: the embedding table): an
- * f32 layer should multiply with it instead of uploading a second copy.
+ * `shared`, when given, is that same weight already on the GPU in f32 (a tied
+ * head: the embedding table): an f32 layer should multiply with it instead of
+ * uploading a second copy.
  */
 export type LinearFactory = (name: string, weight: Float32Array, n: number, k: number, bias: Float32Array | null, shared?: GPUBuffer) => LinearLayer;
 

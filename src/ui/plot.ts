@@ -173,11 +173,12 @@ export function frontierSvg(results: Result[], options: FrontierOptions): string
   // (about 6.6 px a character at 12 px), at most four to a row
   const legendItems = [...series.keys()].map((key) => ({ key, text: key, frontier: false }));
   if (frontier.length) legendItems.push({ key: '', text: 'Pareto frontier', frontier: true });
-  const legendSpan = Math.max(10, width - 78 - 28);
+  const marginX = { left: 78, right: 28 };
+  const legendSpan = Math.max(10, width - marginX.left - marginX.right);
   const columnWidth = Math.max(120, 28 + 6.6 * Math.max(0, ...legendItems.map((i) => i.text.length)));
   const legendColumns = Math.max(1, Math.min(4, Math.floor(legendSpan / columnWidth)));
   const legendRows = Math.max(1, Math.ceil(legendItems.length / legendColumns));
-  const margin = { top: 16 + legendRows * 18, right: 28, bottom: 50 + (excluded.length ? 16 : 0), left: 78 };
+  const margin = { ...marginX, top: 16 + legendRows * 18, bottom: 50 + (excluded.length ? 16 : 0) };
   const plotW = Math.max(10, width - margin.left - margin.right);
   const plotH = Math.max(10, height - margin.top - margin.bottom);
 

@@ -120,7 +120,7 @@ describe('a long queue with reloads', () => {
         if (e.type === 'run-start') started++;
         // mid-run: the model is loaded and quantized, evaluation has begun
         if (e.type === 'progress' && started === reloadAt && e.progress.stage === 'evaluate') reload();
-        if (e.type === 'run-end' && handle) {
+        if (e.type === 'run-end') {
           const m = lab.memory();
           const now = { session, ledger: m.ledger?.currentTotal ?? 0, buffers: m.liveBuffers, bytes: m.liveBytes };
           afterRun.push(now);

@@ -91,12 +91,10 @@ export function quantizeRtn(w: Float32Array, n: number, k: number, scheme: Quant
   const groups = k / groupSize;
   const scales = new Float32Array(n * groups);
   const zeros = symmetric ? null : new Uint8Array(n * groups);
-  // Codes go straight into their words (the layout of packCodes), with the
-  // rounding of quantizeValue written out in the loop: a model's worth of
-  // weights is quantized on load, and per-value calls ran at ~40 M weights/s.
+  // Codes go straight into their words (the layout of packCodes) instead of a
+  // byte per code packed afterwards: a model's worth of weights is quantized on load.
   const stride = packedWordsPerRow(k, bits);
   const codes = new Uint32Array(n * stride);
-  const maxq = maxCode(bits);
   for (let row = 0; row < n; row++) {
     const base = row * stride;
     for (let g = 0; g < groups; g++) {
@@ -114,12 +112,7 @@ export function quantizeRtn(w: Float32Array, n: number, k: number, scheme: Quant
       if (zeros) zeros[row * groups + g] = zero;
       let bit = g * groupSize * bits;
       for (let j = start; j < end; j++, bit += bits) {
-        // roundHalfEven(f(w / scale)) + zero, clamped to 0 … maxq
-        const x = f(w[j] / scale);
-        const fl = Math.floor(x);
-        const d = x - fl;
-        let q = (d > 0.5 || (d === 0.5 && fl % 2 !== 0) ? fl + 1 : fl) + zero;
-        q = q < 0 ? 0 : q > maxq ? maxq : q;
+        const q = quantizeValue(w[j], scale, zero, bits);
         const word = base + (bit >>> 5);
         const off = bit & 31;
         codes[word] |= q << off;
